@@ -1,0 +1,61 @@
+"""The `edtrain` command: one subcommand per workflow stage.
+
+Each subcommand lives in the module that does the work, as a pair
+``add_arguments(parser)`` / ``main(args)``; modules are imported only for the
+command that runs, so ``edtrain --help`` stays fast and a broken optional
+dependency cannot take down unrelated stages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "simulate": ("edtrain.simulation.production", "write a synthetic EOS-style production"),
+    "gallery": ("edtrain.simulation.gallery", "draw a PNG gallery of simulated events"),
+    "index": ("edtrain.dataset.index", "index one chunk of a production's files"),
+    "assemble": ("edtrain.dataset.assemble", "assemble indexed chunks into one dataset"),
+    "train": ("edtrain.training", "train one version"),
+    "predict": ("edtrain.evaluation", "predict the common test set and score it"),
+    "insights": ("edtrain.insights", "regenerate insights.md, summary.csv and plots"),
+    "import-legacy": ("edtrain.legacy", "import the predecessor's configs or result folders"),
+}
+
+
+def _overview() -> str:
+    width = max(map(len, COMMANDS))
+    rows = "\n".join(f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items())
+    return f"usage: edtrain COMMAND [options]\n\ncommands:\n{rows}\n\nedtrain COMMAND --help for options"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in {"-h", "--help"}:
+        print(_overview())
+        return 0
+    if argv[0] == "--version":
+        from edtrain import __version__
+
+        print(__version__)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"edtrain: unknown command {name!r}\n\n{_overview()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"edtrain {name}", description=COMMANDS[name][1])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return int(module.main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
