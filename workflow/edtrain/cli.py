@@ -28,7 +28,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
 def _overview() -> str:
     width = max(map(len, COMMANDS))
     rows = "\n".join(f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items())
-    return f"usage: edtrain COMMAND [options]\n\ncommands:\n{rows}\n\nedtrain COMMAND --help for options"
+    return (
+        f"usage: edtrain COMMAND [options]\n\ncommands:\n{rows}\n\n"
+        "edtrain COMMAND --help for its options"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,8 @@ The 68 % containment is the 68th percentile of the 3-D angular error
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 ENERGY_BINS_MEV = np.array([*range(2, 32, 2), 35, 40, 50, 70], dtype=float)
@@ -58,7 +60,7 @@ def by_energy(
     errors_deg = np.asarray(errors_deg, dtype=np.float64)
     which = np.digitize(np.asarray(energy_mev, dtype=np.float64), edges) - 1
     rows = []
-    for i, (lo, hi) in enumerate(zip(edges[:-1], edges[1:], strict=True)):
+    for i, (lo, hi) in enumerate(itertools.pairwise(edges)):
         e = errors_deg[which == i]
         rows.append(
             {
