@@ -16,12 +16,16 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("edtrain.simulation.production", "write a synthetic EOS-style production"),
     "gallery": ("edtrain.simulation.gallery", "draw a PNG gallery of simulated events"),
-    "index": ("edtrain.dataset.index", "index one chunk of a production's files"),
-    "assemble": ("edtrain.dataset.assemble", "assemble indexed chunks into one dataset"),
+    "chunk": ("edtrain.dataset.chunk", "assemble one chunk of a production's files"),
+    "assemble": ("edtrain.dataset.assemble", "combine chunk directories into one dataset"),
     "train": ("edtrain.training", "train one version"),
     "predict": ("edtrain.evaluation", "predict the common test set and score it"),
     "insights": ("edtrain.insights", "regenerate insights.md, summary.csv and plots"),
     "import-legacy": ("edtrain.legacy", "import the predecessor's configs or result folders"),
+    "hyperopt-propose": ("edtrain.hyperopt.propose", "propose one hyperopt trial's config"),
+    "hyperopt-trial": ("edtrain.hyperopt.trial", "train one hyperopt trial and record its score"),
+    "hyperopt-select": ("edtrain.hyperopt.select", "pick the best trial; trial table and plots"),
+    "hyperopt-apply": ("edtrain.hyperopt.apply", "merge the best parameters into config.json"),
 }
 
 

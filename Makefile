@@ -1,0 +1,35 @@
+# make demo: install into .venv/, then run every version on a small synthetic production.
+# make test: install into .venv/ if needed, then run the test suite.
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.edtrain-installed
+PYTHON ?= python3
+
+.PHONY: demo test lint dryrun clean-demo
+
+demo: $(STAMP)
+	$(BIN)/snakemake --profile profiles/local --configfile config/demo.yaml
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+# The checks CI gates on besides the tests.
+lint: $(STAMP)
+	$(BIN)/ruff check workflow tests
+	$(BIN)/ruff format --check workflow tests
+	$(BIN)/snakefmt --check Snakefile workflow
+	$(BIN)/snakemake --lint
+
+# What the cluster profiles would submit, without a scheduler.
+dryrun: $(STAMP)
+	$(BIN)/snakemake -n --profile profiles/condor
+	$(BIN)/snakemake -n --profile profiles/slurm
+
+clean-demo:
+	rm -rf results logs .state
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[cpu,dev]'
+	touch $@

@@ -1,0 +1,99 @@
+"""GPU training throughput of the predecessor models under edtrain's speed settings.
+
+Runs on the JAX backend (no TensorFlow needed) with keras, jax, numpy, pandas and pyarrow
+importable; installs nothing. Generates a synthetic memory-mapped dataset (100k samples,
+2.5 GB float16) in a temporary directory, times each setting over ``--steps`` batches after
+``--warmup`` untimed ones (compilation), and prints one Markdown table:
+
+    KERAS_BACKEND=jax python benchmarks/gpu/train_throughput.py [--samples 100000]
+
+"epoch s" extrapolates to one epoch over 70 % of the samples (the train part at
+val_fraction 0.3). Settings map to the config's ``batch_size`` and ``performance`` keys.
+Budget: about 4–6 minutes on one H100 including dataset generation.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "workflow"), str(ROOT / "benchmarks")]
+
+import keras  # noqa: E402
+from training_throughput import make_images, measure, peak_rss_gb  # noqa: E402
+
+from edtrain.device import describe_device  # noqa: E402
+
+# (model, pipeline, batch, precision, workers, steps_per_execution)
+SETTINGS = [
+    ("4Lx64F", "memory", 32, "float32", 1, 1),  # the predecessor's recipe
+    ("4Lx64F", "stream", 32, "float32", 1, 1),
+    ("4Lx64F", "stream", 32, "float32", 4, 1),
+    ("4Lx64F", "stream", 32, "mixed_bfloat16", 4, 1),
+    ("4Lx64F", "stream", 32, "mixed_bfloat16", 4, 8),
+    ("4Lx64F", "stream", 256, "mixed_bfloat16", 4, 1),
+    ("3Lx32F", "stream", 32, "float32", 4, 1),
+    ("3Lx32F", "stream", 256, "mixed_bfloat16", 4, 1),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=100_000)
+    parser.add_argument("--steps", type=int, default=300, help="timed steps per setting")
+    parser.add_argument("--warmup", type=int, default=40, help="untimed steps first")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="edtrain-gpu-bench-"))
+    try:
+        start = time.perf_counter()
+        images, labels = make_images(workdir / "images.npy", args.samples)
+        print(
+            f"device: {describe_device()}; backend {keras.backend.backend()}; "
+            f"{args.samples} samples generated in {time.perf_counter() - start:.0f} s",
+            flush=True,
+        )
+        print(
+            "| model | pipeline | batch | precision | workers | steps/exec | samples/s | epoch s |"
+        )
+        print("|---|---|---|---|---|---|---|---|", flush=True)
+        for model, pipeline, batch, precision, workers, spe in SETTINGS:
+            steps = max(args.steps * 32 // batch, 20)
+            warmup = max(args.warmup * 32 // batch, 2 * spe)
+            warmup += -warmup % spe
+            if (steps + warmup) * batch > args.samples:
+                steps = args.samples // batch - warmup
+            rate = measure(
+                images,
+                labels,
+                model,
+                pipeline,
+                batch,
+                steps,
+                warmup,
+                precision,
+                workers,
+                "auto",
+                spe,
+            )
+            epoch_s = 0.7 * args.samples / rate
+            print(
+                f"| {model} | {pipeline} | {batch} | {precision} | {workers} | {spe} | "
+                f"{rate:.0f} | {epoch_s:.1f} |",
+                flush=True,
+            )
+        print(f"peak host RSS {peak_rss_gb():.2f} GiB")
+    finally:
+        shutil.rmtree(workdir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,203 @@
+"""Training throughput: edtrain's streaming pipeline vs the predecessor's in-memory recipe.
+
+Both train the same predecessor model (angular loss, Adam, batch 32 by default) on the same
+synthetic images; "memory" is model.fit on float32 numpy arrays held in RAM (how v7–v13
+trained), "stream" is edtrain.pipeline.ImageBatches reading the float16 memory-mapped file.
+samples/s is measured after the first ``--warmup`` steps (graph tracing, compilation).
+
+    python benchmarks/training_throughput.py                    # CPU table, both models
+    python benchmarks/training_throughput.py --rss --samples 170000   # peak host RSS only
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from edtrain.device import describe_device
+from edtrain.losses import get_loss
+from edtrain.model import IMAGE_SHAPE, build_model
+from edtrain.pipeline import ImageBatches
+
+MODELS = {
+    "3Lx32F": {"conv_layers": 3, "filters": 32},
+    "4Lx64F": {"conv_layers": 4, "filters": 64},
+    "tiny": {"conv_layers": 2, "filters": 4, "dense_units": 16},
+}
+PREDECESSOR = {
+    "kernel_size": 3,
+    "filter_growth": 2.0,
+    "batch_norm": True,
+    "dense_layers": 2,
+    "dense_units": 256,
+    "dropout": 0.3,
+}
+
+
+def make_images(
+    path: Path, n: int, seed: int = 0, chunk: int = 512
+) -> tuple[np.memmap, np.ndarray]:
+    """A float16 (n, 3, 128, 32) .npy of sparse ADC-like images, written chunk by chunk.
+
+    Written with plain file writes, not through a mapping, so generating a large file does
+    not inflate this process's peak resident memory (which ``--rss`` reports).
+    """
+    rng = np.random.default_rng(seed)
+    header = {"descr": "<f2", "fortran_order": False, "shape": (n, *IMAGE_SHAPE)}
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for start in range(0, n, chunk):
+            block = rng.exponential(40.0, size=(min(chunk, n - start), *IMAGE_SHAPE))
+            block[rng.random(block.shape) < 0.9] = 0.0  # ~10 % of pixels lit, like TP clusters
+            f.write(block.astype(np.float16).tobytes())
+    labels = rng.normal(size=(n, 3)).astype(np.float32)
+    labels /= np.linalg.norm(labels, axis=1, keepdims=True)
+    return np.load(path, mmap_mode="r"), labels
+
+
+class Throughput(keras.callbacks.Callback):
+    """Samples per second from the end of step ``warmup`` to the end of the last step.
+
+    Reading the loss waits for the device, as TerminateOnNaN does in real training, so
+    asynchronous dispatch cannot make a step look faster than it is.
+    """
+
+    def __init__(self, warmup: int, batch_size: int) -> None:
+        super().__init__()
+        self.warmup, self.batch_size = warmup, batch_size
+        self.first: int | None = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        float(logs["loss"])
+        now = time.perf_counter()
+        if self.first is None:
+            if batch + 1 >= self.warmup:
+                self.first, self.start = batch, now
+        else:
+            self.last, self.elapsed = batch, now - self.start
+
+    @property
+    def samples_per_s(self) -> float:
+        return (self.last - self.first) * self.batch_size / self.elapsed
+
+
+def measure(
+    images: np.memmap,
+    labels: np.ndarray,
+    model_name: str,
+    pipeline: str,
+    batch_size: int = 32,
+    steps: int = 40,
+    warmup: int = 5,
+    precision: str = "float32",
+    workers: int = 1,
+    jit_compile: bool | str = "auto",
+    steps_per_execution: int = 1,
+) -> float:
+    """samples/s of one epoch of (warmup + steps) batches with the given settings."""
+    keras.mixed_precision.set_global_policy(precision)
+    keras.utils.set_random_seed(0)
+    model = build_model({**PREDECESSOR, **MODELS[model_name]}, {"normalization": "none"})
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=get_loss("angular"),
+        jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
+    n = (warmup + steps) * batch_size
+    timer = Throughput(warmup, batch_size)
+    if pipeline == "memory":
+        x = np.asarray(images[:n], dtype=np.float32)  # the predecessor's arrays in RAM
+        model.fit(x, labels[:n], batch_size=batch_size, epochs=1, callbacks=[timer], verbose=0)
+    else:
+        batches = ImageBatches(images, np.arange(n), labels, batch_size, seed=0, workers=workers)
+        model.fit(batches, epochs=1, shuffle=False, callbacks=[timer], verbose=0)
+    keras.mixed_precision.set_global_policy("float32")
+    return timer.samples_per_s
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def machine() -> str:
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {describe_device()}"
+    )
+
+
+def throughput_table(args: argparse.Namespace, images: np.memmap, labels: np.ndarray) -> None:
+    print(f"machine: {machine()}; backend {keras.backend.backend()}; batch {args.batch_size}")
+    print("| model | pipeline | samples/s | stream / memory |")
+    print("|---|---|---|---|")
+    for model_name in args.models:
+        rates: dict[str, list[float]] = {"memory": [], "stream": []}
+        for _ in range(args.repeats):  # alternate, so drifting machine load hits both alike
+            for pipeline in rates:
+                rates[pipeline].append(
+                    measure(
+                        images,
+                        labels,
+                        model_name,
+                        pipeline,
+                        args.batch_size,
+                        args.steps,
+                        args.warmup,
+                        workers=args.workers,
+                    )
+                )
+        memory, stream = (float(np.median(rates[p])) for p in ("memory", "stream"))
+        print(f"| {model_name} | memory | {memory:.1f} | |")
+        print(f"| {model_name} | stream | {stream:.1f} | {stream / memory:.3f} |")
+
+
+def rss_check(args: argparse.Namespace, images: np.memmap, labels: np.ndarray) -> None:
+    """Peak RSS of a tiny model streaming one full epoch over the whole memory-mapped file."""
+    keras.utils.set_random_seed(0)
+    model = build_model({**PREDECESSOR, **MODELS["tiny"]}, {"normalization": "none"})
+    model.compile(optimizer="adam", loss=get_loss("angular"))
+    batches = ImageBatches(
+        images, np.arange(len(images)), labels, 256, seed=0, workers=args.workers
+    )
+    before = peak_rss_gb()
+    start = time.perf_counter()
+    model.fit(batches, epochs=1, shuffle=False, verbose=0)
+    size_gb = images.nbytes / 1024**3
+    print(f"machine: {machine()}; dataset {len(images)} samples, {size_gb:.2f} GiB on disk")
+    print(
+        f"peak RSS before fit {before:.2f} GiB, after one epoch {peak_rss_gb():.2f} GiB "
+        f"({time.perf_counter() - start:.0f} s)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["3Lx32F", "4Lx64F"], choices=MODELS)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=40, help="timed steps per measurement")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="ImageBatches worker threads")
+    parser.add_argument("--samples", type=int, default=0, help="dataset size (default: enough)")
+    parser.add_argument("--rss", action="store_true", help="peak-RSS check instead of the table")
+    args = parser.parse_args()
+    n = args.samples or (args.warmup + args.steps) * args.batch_size
+    workdir = Path(tempfile.mkdtemp(prefix="edtrain-bench-"))
+    try:
+        images, labels = make_images(workdir / "images.npy", n)
+        (rss_check if args.rss else throughput_table)(args, images, labels)
+    finally:
+        shutil.rmtree(workdir)
+
+
+if __name__ == "__main__":
+    main()

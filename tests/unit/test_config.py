@@ -1,0 +1,295 @@
+"""The workflow config: the predecessor's versions, the schema's rejections, resolution."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import update_config
+from snakemake.utils import validate as snakemake_validate
+
+from edtrain import config as edconfig
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load(*layers: str) -> dict[str, Any]:
+    """config/config.yaml with the given files layered on top, as `--configfile` does."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    for layer in layers:
+        update_config(config, yaml.safe_load((REPO / "config" / layer).read_text()))
+    return config
+
+
+def validate(config: dict[str, Any]) -> dict[str, Any]:
+    snakemake_validate(config, str(SCHEMA))
+    return config
+
+
+@pytest.fixture(scope="module")
+def config() -> dict[str, Any]:
+    return validate(load())
+
+
+# ver: samples, val_fraction, conv layers, filters, loss, epochs, ES patience, RLR patience,
+# hyperopt requested (../shared/domain/PREDECESSOR.md, "The versions").
+PREDECESSOR = {
+    "v7": (10_000, 0.2, 3, 32, "cosine", 100, 15, 5, False),
+    "v8": (10_000, 0.2, 3, 32, "angular", 100, 15, 5, False),
+    "v9": (10_000, 0.2, 3, 32, "focal_angular", 100, 15, 5, False),
+    "v10": (50_000, 0.3, 4, 64, "angular", 200, 20, 10, False),
+    "v11": (50_000, 0.3, 4, 64, "angular", 100, 20, 10, True),
+    "v12": (100_000, 0.3, 4, 64, "angular", 200, 20, 10, False),
+    "v13": (100_000, 0.3, 4, 64, "angular", 100, 20, 10, True),
+}
+
+
+@pytest.mark.parametrize("name", PREDECESSOR)
+def test_versions_are_the_predecessors(config: dict[str, Any], name: str) -> None:
+    samples, val, layers, filters, loss, epochs, es, rlr, hyperopt = PREDECESSOR[name]
+    v = edconfig.resolve_version(config, name)
+    assert (v["samples"], v["val_fraction"], v["loss"], v["max_epochs"]) == (
+        samples,
+        val,
+        loss,
+        epochs,
+    )
+    assert (v["model"]["conv_layers"], v["model"]["filters"]) == (layers, filters)
+    assert v["callbacks"]["early_stopping"]["patience"] == es
+    assert v["callbacks"]["reduce_lr"] == {"patience": rlr, "factor": 0.5, "min_lr": 1e-6}
+    assert v["optimizer"] == {
+        "type": "adam",
+        "learning_rate": 1e-3,
+        "clipnorm": None,
+        "weight_decay": 0.0,
+    }
+    assert v["batch_size"] == 32
+    # every predecessor network: kernel 3, filters doubling per layer, batch norm after each
+    # pooling, 2 dense layers of 256 with dropout 0.3, raw ADC in
+    assert v["model"] | {"conv_layers": 0, "filters": 0} == {
+        "conv_layers": 0,
+        "filters": 0,
+        "kernel_size": 3,
+        "filter_growth": 2.0,
+        "batch_norm": True,
+        "dense_layers": 2,
+        "dense_units": 256,
+        "dropout": 0.3,
+    }
+    assert v["input"]["normalization"] == "none"
+    assert v["hyperopt"]["enabled"] is hyperopt
+    assert v["hyperopt"]["ran"] is False
+
+
+def test_v14_is_the_seeds_200k_recommendation(config: dict[str, Any]) -> None:
+    v = edconfig.resolve_version(config, "v14")
+    assert v["samples"] == 200_000
+    assert (v["model"]["conv_layers"], v["model"]["filters"], v["model"]["batch_norm"]) == (
+        4,
+        64,
+        True,
+    )
+    assert v["loss"] == "angular"
+    assert v["optimizer"] | {"weight_decay": 0.0} == {
+        "type": "adam",
+        "learning_rate": 1e-3,
+        "clipnorm": 1.0,
+        "weight_decay": 0.0,
+    }
+    assert v["callbacks"] == {
+        "early_stopping": {"patience": 50},
+        "reduce_lr": {"patience": 10, "factor": 0.5, "min_lr": 1e-6},
+    }
+    assert v["max_epochs"] == 300
+    assert v["hyperopt"]["enabled"] is False
+
+
+@pytest.mark.parametrize("name", ["v11", "v13"])
+def test_hyperopt_blocks_keep_the_intended_search(config: dict[str, Any], name: str) -> None:
+    hyperopt = edconfig.resolve_version(config, name)["hyperopt"]
+    assert hyperopt["rounds"] * hyperopt["trials_per_round"] == 20
+    assert hyperopt["space"] == {
+        "model.conv_layers": {"choices": [3, 4, 5]},
+        "model.filters": {"choices": [32, 64, 128]},
+        "model.kernel_size": {"choices": [3, 5]},
+        "model.dense_layers": {"choices": [1, 2, 3]},
+        "model.dense_units": {"choices": [128, 256, 512]},
+        "model.dropout": {"float": [0.2, 0.5]},
+        "optimizer.learning_rate": {"choices": [1e-4, 1e-3, 1e-2]},
+    }
+
+
+def test_resolved_config_has_the_documented_keys(config: dict[str, Any]) -> None:
+    resolved = edconfig.resolve_version(config, "v12")
+    assert set(resolved) == {
+        "name", "description", "samples", "val_fraction", "model", "input", "loss",
+        "optimizer", "callbacks", "max_epochs", "batch_size", "seed", "require_gpu",
+        "hyperopt", "scaling", "dataset",
+    }  # fmt: skip
+    assert resolved["name"] == "v12"
+    assert resolved["seed"] == 12
+    assert resolved["dataset"] == "results/datasets/synthetic"
+    assert resolved["scaling"] == {"applied": False}
+    json.dumps(resolved, allow_nan=False)  # config.json must be plain JSON
+
+
+def test_every_version_gets_its_own_seed(config: dict[str, Any]) -> None:
+    seeds = [edconfig.resolve_version(config, v)["seed"] for v in config["versions"]]
+    assert len(set(seeds)) == len(seeds)
+
+
+def test_resolution_leaves_the_config_untouched(config: dict[str, Any]) -> None:
+    before = copy.deepcopy(config)
+    edconfig.resolve_version(load("demo.yaml"), "v11")
+    edconfig.resolve_version(config, "v11")["model"]["filters"] = 1
+    assert config == before
+
+
+def test_demo_scaling_is_applied_and_recorded() -> None:
+    config = validate(load("demo.yaml"))
+    v7, v14 = (edconfig.resolve_version(config, v) for v in ("v7", "v14"))
+    assert (v7["samples"], v14["samples"]) == (100, 2000)
+    assert (v7["max_epochs"], v14["max_epochs"]) == (10, 10)
+    assert (v7["model"]["filters"], v14["model"]["filters"]) == (8, 16)
+    assert v14["model"]["dense_units"] == 64
+    assert v14["model"]["conv_layers"] == 4  # depth is what distinguishes versions
+    assert v14["scaling"] == {
+        "applied": True,
+        "name": "demo",
+        "samples_factor": 0.01,
+        "max_epochs": 10,
+        "width_factor": 0.25,
+        "unscaled": {"samples": 200_000, "max_epochs": 300, "filters": 64, "dense_units": 256},
+    }
+    assert v14["require_gpu"] is False
+
+
+def test_scaling_never_shrinks_below_a_trainable_size(config: dict[str, Any]) -> None:
+    tiny = edconfig.apply_scaling(
+        edconfig.resolve_version(config, "v7"), {"samples_factor": 1e-9, "width_factor": 1e-9}
+    )
+    assert tiny["samples"] >= 10
+    assert tiny["model"]["filters"] >= 4 and tiny["model"]["dense_units"] >= 4
+
+
+def test_hyperopt_warnings_name_each_requested_search(config: dict[str, Any]) -> None:
+    warnings = edconfig.hyperopt_warnings(config)
+    assert [w.split(":")[0] for w in warnings] == ["v11", "v13"]
+    assert all("NOT run" in w for w in warnings)
+    only_v12 = {**config, "run_versions": ["v12"]}
+    assert edconfig.hyperopt_warnings(only_v12) == []
+
+
+def test_run_versions_selects_and_checks(config: dict[str, Any]) -> None:
+    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 15)]
+    assert edconfig.run_versions({**config, "run_versions": ["v12", "v7"]}) == ["v12", "v7"]
+    with pytest.raises(edconfig.ConfigError, match="v99"):
+        edconfig.run_versions({**config, "run_versions": ["v99"]})
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [
+        "demo.yaml",
+        "eos.yaml",
+        *(f"test/{p.name}" for p in sorted((REPO / "config" / "test").glob("*.yaml"))),
+    ],
+)
+def test_shipped_configs_are_valid(layer: str) -> None:
+    config = validate(load(layer))
+    for name in edconfig.run_versions(config):
+        edconfig.resolve_version(config, name)
+
+
+def _set(config: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    node = config
+    *parents, last = dotted.split(".")
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    return config
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "named"),
+    [
+        ("epochs", 100, ["'epochs' was unexpected"]),  # unknown top-level key
+        ("versions.v8.learning_rate", 1e-3, ["'learning_rate' was unexpected", "'v8'"]),
+        ("versions.v12.model.n_filters", 64, ["'n_filters' was unexpected", "'v12'"]),
+        ("data.eos_dirs", [], ["'eos_dirs' was unexpected", "'data'"]),
+        ("versions.v8.loss", "angular_loss", ["'angular_loss' is not one of", "'loss'"]),
+        ("versions.v7.loss", "cosine_similarity", ["'cosine_similarity'", "'loss'"]),
+        ("defaults.loss", "Angular", ["'Angular'", "'loss'"]),
+        ("versions.v12.samples", "100k", ["'100k' is not of type 'integer'", "'samples'"]),
+        ("versions.v14.optimizer.clipnorm", "1.0", ["'1.0' is not of type", "'clipnorm'"]),
+        ("data.chunks", 0, ["0 is less than the minimum", "'chunks'"]),
+        ("data.source", "root://eosuser.cern.ch", ["is not one of", "'source'"]),
+        ("require_gpu", "yes", ["'yes' is not of type 'boolean'", "'require_gpu'"]),
+        ("versions.v11.hyperopt.trials", 20, ["'trials' was unexpected", "['hyperopt']"]),
+    ],
+)
+def test_schema_rejects_naming_the_key(
+    config: dict[str, Any], key: str, value: Any, named: list[str]
+) -> None:
+    bad = _set(copy.deepcopy(config), key, value)
+    with pytest.raises(WorkflowError) as error:
+        validate(bad)
+    message = str(error.value)
+    for fragment in named:
+        assert fragment in message
+
+
+def test_schema_requires_directories_for_eos(config: dict[str, Any]) -> None:
+    bad = _set(copy.deepcopy(config), "data.source", "eos")
+    with pytest.raises(WorkflowError, match=r"(?s)should be non-empty.*'directories'"):
+        validate(bad)
+
+
+def test_missing_data_directory_is_named(config: dict[str, Any], tmp_path: Path) -> None:
+    eos = copy.deepcopy(config)
+    eos["data"] |= {"source": "eos", "directories": [str(tmp_path), str(tmp_path / "gone")]}
+    validate(eos)
+    with pytest.raises(edconfig.ConfigError, match=r"data\.directories\[1\].*gone"):
+        edconfig.check_paths(eos)
+    eos["data"]["directories"] = [str(tmp_path)]
+    edconfig.check_paths(eos)
+
+
+def test_chunk_inputs_follow_the_source(config: dict[str, Any]) -> None:
+    assert edconfig.chunk_inputs(config) == [
+        "results/production/eos/user/e/evilla/dune/sn-tps/production_es/cluster_images_nov11"
+    ]
+    per_plane = copy.deepcopy(config)
+    per_plane["data"]["synthetic"]["layout"] = "per_plane"
+    assert edconfig.chunk_inputs(per_plane)[0].endswith(
+        "es_cluster_images_tick3_ch2_min2_tot3_e2p0"
+    )
+    eos = validate(load("eos.yaml"))
+    assert edconfig.chunk_inputs(eos) == eos["data"]["directories"]
+    assert edconfig.dataset_dir(eos) == "results/datasets/eos"
+
+
+def test_chunk_flags_spell_the_selection(config: dict[str, Any]) -> None:
+    assert edconfig.chunk_flags(config) == "--es-only --marley-only"
+    assert edconfig.strict_flag(config) == ""
+    changed = copy.deepcopy(config)
+    changed["data"]["selection"] |= {"es_only": False, "energy_min_mev": 5, "energy_max_mev": 70}
+    changed["data"]["strict"] = True
+    assert edconfig.chunk_flags(changed) == (
+        "--no-es-only --marley-only --energy-min 5 --energy-max 70"
+    )
+    assert edconfig.strict_flag(changed) == "--strict"
+
+
+def test_write_resolved_round_trips(config: dict[str, Any], tmp_path: Path) -> None:
+    resolved = edconfig.resolve_version(load("demo.yaml"), "v13")
+    edconfig.write_resolved(resolved, tmp_path / "config.json", tmp_path / "log")
+    assert json.loads((tmp_path / "config.json").read_text()) == resolved
+    assert "scaled (demo)" in (tmp_path / "log").read_text()
+    assert "hyperopt ran: False" in (tmp_path / "log").read_text()

@@ -1,0 +1,344 @@
+"""`edtrain chunk` + `edtrain assemble` on tiny productions written with the plane npz writer.
+
+Each image carries its own key in its first pixels (event, match_id, plane id + 1), so a test can
+check that every image landed in the row of its sample.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+
+from edtrain import cli, splits
+from edtrain.formats import columns as col
+from edtrain.formats.npz import write_plane_npz
+
+SHAPE = (128, 32)
+
+
+def _basename(i):
+    return f"prodmarley_nue_flat_es_dune10kt_1x2x2_gen_{i:06d}_bg_matched"
+
+
+def _rows(plane, events, match_ids, mom, width, rng):
+    """One plane's metadata and images for the given keys (noise rows get match_id −1)."""
+    n = len(events)
+    meta = np.zeros((n, width), dtype=np.float32)
+    meta[:, col.EVENT], meta[:, col.MATCH_ID] = events, match_ids
+    meta[:, col.IS_MARLEY] = meta[:, col.IS_MAIN_TRACK] = meta[:, col.IS_ES] = match_ids >= 0
+    meta[:, col.MOM] = mom
+    meta[:, col.CLUSTER_ENERGY] = rng.uniform(2, 40, n)
+    meta[:, col.PLANE] = col.PLANE_ID[plane]
+    if width == 18:
+        meta[:, col.NU_ENERGY] = rng.integers(5, 60, n)
+        meta[:, col.NU_MOM] = rng.normal(size=(n, 3))
+    images = np.zeros((n, *SHAPE), dtype=np.float32)
+    images[:, 40:60, 10:20] = rng.integers(0, 1500, size=(n, 20, 10))
+    images[:, 0, 0], images[:, 0, 1], images[:, 0, 2] = events, match_ids, col.PLANE_ID[plane] + 1
+    return meta, images
+
+
+def write_basename(folders, name, seed, n=5, width=14):
+    """Write one basename's three plane files; ``folders`` maps plane letter → directory."""
+    rng = np.random.default_rng(seed)
+    events = (1000 + rng.choice(900, n + 3, replace=False)).astype(np.float32)
+    match_ids = rng.permutation(n).astype(np.float32) + 1
+    mom = rng.normal(size=(n, 3)) * 0.02
+    for plane in col.PLANES:
+        keys_e, keys_m, moms = events[:n], match_ids, mom
+        if plane == "X":  # one main-track X cluster that no U/V cluster matches
+            keys_e, keys_m = np.append(keys_e, events[n]), np.append(keys_m, 50)
+            moms = np.vstack([mom, [[0, 0, 0.01]]])
+        noise_e = events[n + 1 : n + 3]
+        all_e = np.concatenate([keys_e, noise_e])
+        all_m = np.concatenate([keys_m, np.full(len(noise_e), -1, dtype=np.float32)])
+        all_mom = np.vstack([moms, rng.normal(size=(len(noise_e), 3))])
+        order = rng.permutation(len(all_e))
+        meta, images = _rows(plane, all_e[order], all_m[order], all_mom[order], width, rng)
+        write_plane_npz(folders[plane] / f"{name}_plane{plane}.npz", images, meta)
+    return n
+
+
+def make_production(root, indices, layout="flat", width=14):
+    """A tiny production; returns the number of samples it should yield."""
+    folders = {p: root / p if layout == "per-plane" else root for p in col.PLANES}
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    return sum(write_basename(folders, _basename(i), seed=i, width=width) for i in indices)
+
+
+def run(*argv):
+    return cli.main([str(a) for a in argv])
+
+
+def build(tmp_path, name, inputs, chunks=1, chunk_order=None, test_fraction=0.2, extra=()):
+    """chunk all, assemble; returns the dataset directory."""
+    chunk_dirs = [tmp_path / f"{name}_chunk{i}" for i in range(chunks)]
+    for i, d in enumerate(chunk_dirs):
+        status = run(
+            "chunk", "--inputs", *inputs, "--chunk", i, "--chunks", chunks, "--out", d, *extra
+        )
+        assert status == 0
+    order = chunk_order or range(chunks)
+    out = tmp_path / name
+    status = run(
+        "assemble",
+        "--chunks",
+        *[chunk_dirs[i] for i in order],
+        "--out",
+        out,
+        "--test-fraction",
+        test_fraction,
+    )
+    assert status == 0
+    return out
+
+
+def load(dataset):
+    table = pd.read_parquet(dataset / "samples.parquet")
+    images = np.load(dataset / "images.npy", mmap_mode="r")
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    return table, images, manifest
+
+
+def test_dataset_contract(tmp_path):
+    expected = make_production(tmp_path / "prod", range(6))
+    table, images, manifest = load(build(tmp_path, "ds", [tmp_path / "prod"]))
+    assert images.dtype == np.float16 and images.shape == (expected, 3, *SHAPE)
+    assert len(table) == expected == manifest["samples"]
+    assert (np.diff(table["key_hash"].to_numpy().astype(np.float64)) > 0).all()
+    np.testing.assert_array_equal(
+        table["key_hash"], splits.key_hash(table["basename"], table["event"], table["match_id"])
+    )
+    for k in range(3):  # every image is its own sample's, in plane order U, V, X
+        np.testing.assert_array_equal(images[:, k, 0, 0], table["event"])
+        np.testing.assert_array_equal(images[:, k, 0, 1], table["match_id"])
+        np.testing.assert_array_equal(images[:, k, 0, 2], k + 1)
+    labels = table[["label_x", "label_y", "label_z"]].to_numpy()
+    np.testing.assert_allclose(np.linalg.norm(labels, axis=1), 1, rtol=1e-6)
+    is_test = splits.test_mask(table["key_hash"].to_numpy(), 0.2)
+    np.testing.assert_array_equal(table["split"] == "test", is_test)
+    np.testing.assert_array_equal(
+        table["rank"], splits.pool_rank(table["key_hash"].to_numpy(), is_test)
+    )
+    assert table["nu_energy_mev"].isna().all() and table["is_es"].all()
+    assert table["source"].str.endswith("_planeX.npz").all()
+    assert manifest["pool_size"] + manifest["test_size"] == expected
+    assert manifest["counts"]["unmatched"] == 6 and manifest["skipped_files"] == []
+    assert len(manifest["inputs"]) == 18
+    assert all(0 < i["bytes_read"] < i["size"] for i in manifest["inputs"])
+
+
+def test_per_plane_layout_and_18_columns(tmp_path):
+    make_production(tmp_path / "flat", range(4), width=18)
+    make_production(tmp_path / "split", range(4), layout="per-plane", width=18)
+    flat, flat_images, flat_manifest = load(build(tmp_path, "a", [tmp_path / "flat"]))
+    split, split_images, split_manifest = load(build(tmp_path, "b", [tmp_path / "split"]))
+    pd.testing.assert_frame_equal(flat.drop(columns="source"), split.drop(columns="source"))
+    assert split["source"].str.contains("/X/").all()
+    np.testing.assert_array_equal(flat_images, split_images)
+    assert flat["nu_energy_mev"].notna().all()
+    nu = flat[["nu_dir_x", "nu_dir_y", "nu_dir_z"]].to_numpy()
+    np.testing.assert_allclose(np.linalg.norm(nu, axis=1), 1, rtol=1e-6)
+    assert flat_manifest["test_set_hash"] == split_manifest["test_set_hash"]
+
+
+def test_independent_of_chunking_and_input_order(tmp_path):
+    make_production(tmp_path / "a", range(0, 5))
+    make_production(tmp_path / "b", range(5, 9), layout="per-plane")
+    one = build(tmp_path, "one", [tmp_path / "a", tmp_path / "b"], chunks=1)
+    four = build(
+        tmp_path, "four", [tmp_path / "b", tmp_path / "a"], chunks=4, chunk_order=[2, 0, 3, 1]
+    )
+    t1, _, m1 = load(one)
+    t4, _, m4 = load(four)
+    pd.testing.assert_frame_equal(t1, t4)
+    assert (one / "images.npy").read_bytes() == (four / "images.npy").read_bytes()
+    assert m1 == m4
+
+
+def test_empty_chunks_assemble(tmp_path):
+    expected = make_production(tmp_path / "p", [0])
+    table, images, _ = load(build(tmp_path, "ds", [tmp_path / "p"], chunks=3))
+    assert len(table) == len(images) == expected
+
+
+def test_growing_production_keeps_test_set_and_ranks_nested(tmp_path):
+    make_production(tmp_path / "small", range(4))
+    make_production(tmp_path / "large", range(10))
+    small, _, _ = load(build(tmp_path, "s", [tmp_path / "small"]))
+    large, _, _ = load(build(tmp_path, "l", [tmp_path / "large"]))
+    merged = small.merge(large, on="key_hash", suffixes=("_s", "_l"))
+    assert len(merged) == len(small)
+    assert (merged["split_s"] == merged["split_l"]).all()
+    pool = merged[merged["split_s"] == "pool"]
+    assert (np.argsort(pool["rank_s"].to_numpy()) == np.argsort(pool["rank_l"].to_numpy())).all()
+    for n in (5, 10):  # a version's N samples of the smaller pool come first in the larger one too
+        chosen = set(small.loc[(small["rank"] >= 0) & (small["rank"] < n), "key_hash"])
+        before = large.loc[large["key_hash"].isin(chosen), "rank"].max()
+        assert (
+            set(large.loc[(large["rank"] >= 0) & (large["rank"] <= before), "key_hash"]) >= chosen
+        )
+
+
+def test_cuts_are_applied_and_recorded(tmp_path):
+    make_production(tmp_path / "p", range(3))
+    table, _, manifest = load(
+        build(tmp_path, "ds", [tmp_path / "p"], extra=["--energy-min", "10", "--energy-max", "30"])
+    )
+    assert table["energy_mev"].between(10, 30).all() and len(table) > 0
+    assert manifest["cuts"] == {
+        "energy_max": 30.0,
+        "energy_min": 10.0,
+        "es_only": True,
+        "marley_only": True,
+    }
+
+
+def _damage(prod, extra):
+    """Damage a production in every listed way; returns {path: reason fragment} and bad rows."""
+    b = {i: _basename(i) for i in range(12)}
+
+    def x(i):
+        return prod / f"{b[i]}_planeX.npz"
+
+    def u(i):
+        return prod / f"{b[i]}_planeU.npz"
+
+    x(0).write_bytes(b"")
+    u(1).write_bytes(u(1).read_bytes()[:5000])
+    missing = prod / f"{b[2]}_planeV.npz"
+    missing.unlink()
+    with np.load(x(3)) as f:
+        images, meta = f["images"], f["metadata"]
+    write_plane_npz(x(3), images[:, :, :16], meta)
+    with np.load(u(4)) as f:
+        images, meta = f["images"], f["metadata"]
+    write_plane_npz(u(4), images, meta[:, :13])
+    with np.load(x(5)) as f:  # row-level: one matched sample with NaN pixels, one with p = 0
+        images, meta = f["images"].copy(), f["metadata"].copy()
+    main = np.flatnonzero((meta[:, col.IS_MAIN_TRACK] == 1) & (meta[:, col.MATCH_ID] != 50))
+    images[main[0], 50, 15] = np.nan
+    meta[main[1], col.MOM] = 0
+    write_plane_npz(x(5), images, meta)
+    with np.load(u(6)) as f:  # a U row repeats a key: the match is ambiguous
+        images, meta = f["images"], f["metadata"]
+    dup = np.flatnonzero(meta[:, col.MATCH_ID] > 0)[0]
+    write_plane_npz(
+        u(6),
+        np.concatenate([images, images[dup : dup + 1]]),
+        np.concatenate([meta, meta[dup : dup + 1]]),
+    )
+    for plane in col.PLANES:  # the same basename in a second input directory
+        shutil.copy(prod / f"{b[7]}_plane{plane}.npz", extra / f"{b[7]}_plane{plane}.npz")
+    files = {
+        str(x(0)): "empty file",
+        str(u(1)): "truncated",
+        str(missing): "missing plane file",
+        str(x(3)): "128×16",
+        str(u(4)): "metadata width 13",
+        **{str(extra / f"{b[7]}_plane{p}.npz"): "duplicate basename" for p in col.PLANES},
+    }
+    keys = (meta[dup, col.EVENT], meta[dup, col.MATCH_ID])
+    rows = {
+        (b[5], *images_key(x(5), main[0])): "non-finite pixels",
+        (b[5], *images_key(x(5), main[1])): "zero momentum",
+        (b[6], int(keys[0]), int(keys[1])): "duplicate key",
+    }
+    return files, rows
+
+
+def images_key(path, row):
+    with np.load(path) as f:
+        meta = f["metadata"][row]
+    return int(meta[col.EVENT]), int(meta[col.MATCH_ID])
+
+
+def test_damaged_production_names_every_bad_file_and_keeps_good_samples(tmp_path, capsys):
+    prod, extra = tmp_path / "prod", tmp_path / "z_extra"  # sorts after: prod is kept
+    make_production(prod, range(12))
+    clean, clean_images, _ = load(build(tmp_path, "clean", [prod]))
+    extra.mkdir()
+    files, rows = _damage(prod, extra)
+    damaged, images, manifest = load(build(tmp_path, "damaged", [prod, extra], chunks=2))
+    skipped = {s["path"]: s["reason"] for s in manifest["skipped_files"]}
+    assert set(skipped) == set(files)
+    for path, reason in files.items():
+        assert reason in skipped[path], (path, skipped[path])
+    skipped_rows = {
+        (r["basename"], r["event"], r["match_id"]): r["reason"] for r in manifest["skipped_rows"]
+    }
+    assert set(skipped_rows) == set(rows)
+    for key, reason in rows.items():
+        assert reason in skipped_rows[key]
+    stderr = capsys.readouterr().err
+    assert "empty file" in stderr and "missing plane file" in stderr
+    # untouched basenames and the surviving rows of basenames 5 and 6 are exactly as before
+    lost = clean["basename"].isin({_basename(i) for i in range(5)})
+    key = list(zip(clean["basename"], clean["event"], clean["match_id"], strict=True))
+    lost |= pd.Series([k in rows for k in key])
+    assert not damaged["basename"].isin({_basename(i) for i in range(5)}).any()
+    expected = clean[~lost].drop(columns="rank").reset_index(drop=True)
+    pd.testing.assert_frame_equal(expected, damaged.drop(columns="rank"))
+    np.testing.assert_array_equal(clean_images[~lost.to_numpy()], images)
+
+
+def test_strict_fails_naming_the_file(tmp_path, capsys):
+    prod = tmp_path / "prod"
+    make_production(prod, range(3))
+    (prod / f"{_basename(1)}_planeX.npz").write_bytes(b"")
+    status = run(
+        "chunk", "--inputs", prod, "--chunk", 0, "--chunks", 1, "--out", tmp_path / "c", "--strict"
+    )
+    assert status == 1 and not (tmp_path / "c" / "chunk.json").exists()
+    err = capsys.readouterr().err
+    assert f"{_basename(1)}_planeX.npz: empty file" in err
+    assert run("chunk", "--inputs", prod, "--chunk", 0, "--chunks", 1, "--out", tmp_path / "c") == 0
+    args = ["assemble", "--chunks", tmp_path / "c", "--out", tmp_path / "d", "--test-fraction", 0.2]
+    assert run(*args, "--strict") == 1 and not (tmp_path / "d").exists()
+    assert run(*args) == 0
+
+
+def test_bad_invocations_exit_2_with_a_message(tmp_path, capsys):
+    assert (
+        run(
+            "chunk",
+            "--inputs",
+            tmp_path / "nope",
+            "--chunk",
+            0,
+            "--chunks",
+            1,
+            "--out",
+            tmp_path / "c",
+        )
+        == 2
+    )
+    assert "input directory not found" in capsys.readouterr().err
+    make_production(tmp_path / "p", range(2))
+    assert (
+        run(
+            "chunk",
+            "--inputs",
+            tmp_path / "p",
+            "--chunk",
+            0,
+            "--chunks",
+            2,
+            "--out",
+            tmp_path / "c0",
+        )
+        == 0
+    )
+    args = [
+        "assemble",
+        "--chunks",
+        tmp_path / "c0",
+        "--out",
+        tmp_path / "d",
+        "--test-fraction",
+        0.2,
+    ]
+    assert run(*args) == 2
+    assert "missing [1]" in capsys.readouterr().err

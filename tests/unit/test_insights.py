@@ -1,0 +1,166 @@
+"""insights on versions trained by edtrain: saved predictions on one common test set.
+
+The fixture writes the version contract files (docs/architecture.md) for four versions with
+known error levels, one of which crashed, and runs the `insights` command on them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from edtrain import cli
+from edtrain.metrics import ENERGY_BINS_MEV
+from edtrain.plots import PLOT_FILES
+
+N_TEST = 4000
+TEST_SET_HASH = "c0ffee"
+# version: samples, filters, loss, direction noise, flip fraction, training status
+VERSIONS = {
+    "a1": (2000, 8, "cosine", 0.9, 0.25, "ok"),
+    "a2": (2000, 8, "angular", 0.9, 0.25, "ok"),
+    "a3": (8000, 8, "angular", 0.5, 0.12, "nan"),
+    "a4": (8000, 8, "angular", 0.5, 0.12, "failed"),
+}
+
+
+def unit_rows(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def common_test_set(rng: np.random.Generator, with_nu: bool) -> dict[str, np.ndarray]:
+    nu = unit_rows(rng.normal(size=(N_TEST, 3)))
+    true = unit_rows(nu + 0.4 * rng.normal(size=(N_TEST, 3)))
+    return {
+        "test_true": true.astype(np.float32),
+        "key_hash": rng.permutation(N_TEST).astype(np.uint64),
+        "energy_mev": rng.uniform(2, 70, N_TEST).astype(np.float32),
+        "nu_dir": (nu if with_nu else np.full_like(nu, np.nan)).astype(np.float32),
+    }
+
+
+def write_version(folder: Path, name: str, common: dict, rng: np.random.Generator) -> None:
+    samples, filters, loss, noise, flips, status = VERSIONS[name]
+    folder.mkdir(parents=True)
+    config = {
+        "name": name, "samples": samples, "val_fraction": 0.3, "loss": loss, "max_epochs": 30,
+        "model": {"conv_layers": 2, "filters": filters, "kernel_size": 3, "filter_growth": 2.0,
+                  "batch_norm": True, "dense_layers": 1, "dense_units": 16, "dropout": 0.3},
+        "hyperopt": {"enabled": name == "a2", "ran": False}, "dataset": "results/datasets/t",
+    }  # fmt: skip
+    (folder / "config.json").write_text(json.dumps(config))
+    epochs = 12
+    history = pd.DataFrame(
+        {"epoch": range(epochs), "loss": np.linspace(1.4, 0.9, epochs),
+         "val_loss": np.linspace(1.5, 1.0, epochs), "learning_rate": 1e-3}
+    )  # fmt: skip
+    if status == "nan":
+        history.loc[8:, ["loss", "val_loss"]] = np.nan
+    history.to_csv(folder / "history.csv", index=False)
+    training = {"status": status, "epochs_run": epochs, "best_epoch": 8, "n_train": samples,
+                "n_val": 0, "nan_epoch": 9 if status == "nan" else None,
+                "best_val_loss": 1.0, "dataset_hash": "d1"}  # fmt: skip
+    (folder / "training.json").write_text(json.dumps(training))
+    if status == "failed":
+        return
+    true = common["test_true"].astype(np.float64)
+    pred = true + noise * rng.normal(size=true.shape)
+    pred[rng.random(N_TEST) < flips] *= -1
+    np.savez(folder / "predictions.npz", test_predictions=pred.astype(np.float32), **common)
+    (folder / "metrics.json").write_text(json.dumps({"test_set_hash": TEST_SET_HASH}))
+
+
+def run_insights(root: Path, with_nu: bool = True, extra: tuple[str, ...] = ()) -> Path:
+    rng = np.random.default_rng(3)
+    common = common_test_set(rng, with_nu)
+    for name in VERSIONS:
+        write_version(root / "results" / name, name, common, rng)
+    out = root / "out"
+    args = ["insights", "--results-dir", str(root / "results"), "--versions", *VERSIONS,
+            "--out-md", str(out / "insights.md"), "--out-csv", str(out / "summary.csv"),
+            "--plots-dir", str(out / "plots"), "--energy-csv", str(out / "energy.csv"),
+            "--bootstrap", "200", "--toys", "300", *extra]  # fmt: skip
+    assert cli.main(args) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return run_insights(tmp_path_factory.mktemp("new"))
+
+
+def test_summary_has_intervals_around_each_statistic(out):
+    summary = pd.read_csv(out / "summary.csv", index_col="version")
+    order = list(summary.index)
+    assert order[0] == "a3" and set(order[1:3]) == {"a1", "a2"} and order[3] == "a4"
+    assert summary["mean_deg"].iloc[:3].is_monotonic_increasing
+    scored = summary.loc[["a1", "a2", "a3"]]
+    for stat in ("mean", "median", "q68"):
+        assert (scored[f"{stat}_lo"] < scored[f"{stat}_deg"]).all()
+        assert (scored[f"{stat}_deg"] < scored[f"{stat}_hi"]).all()
+    assert summary.loc["a4", ["mean_deg", "mean_lo", "q68_deg"]].isna().all()
+
+
+def test_crashed_version_is_failed_not_fatal(out):
+    markdown = (out / "insights.md").read_text()
+    assert "| a4 | 8k | 2L×8F | angular | — | — | — | ❌ Failed |" in markdown
+    assert "❌ a4: crashed" in markdown
+
+
+def test_best_and_nan_can_both_apply(out):
+    summary = pd.read_csv(out / "summary.csv", index_col="version")
+    assert summary.loc["a3", "status"] == "⭐ BEST · ⚠️ NaN issues"
+    assert summary.loc["a1", "status"] == "✅ Stable"
+
+
+def test_paired_comparison_on_the_common_test_set(out):
+    markdown = (out / "insights.md").read_text()
+    # a1 and a2 draw from the same error model: a repeat-like loss pair, no real difference
+    row = next(line for line in markdown.splitlines() if line.startswith("| a1 → a2 |"))
+    assert "| loss | cosine → angular |" in row and "| not significant |" in row
+    row = next(line for line in markdown.splitlines() if line.startswith("| a2 → a3 |"))
+    assert "| samples | 2k → 8k |" in row and "| significant |" in row
+    assert "Not one test set" not in markdown
+
+
+def test_pointing_against_the_neutrino_with_a_floor(out):
+    summary = pd.read_csv(out / "summary.csv", index_col="version")
+    assert (summary.loc[["a1", "a3"], "burst_reference"] == "neutrino").all()
+    burst = summary["burst_q68_deg"]
+    assert 0 < summary.loc["a3", "burst_floor_q68_deg"] < burst["a3"] < burst["a1"]
+
+
+def test_pointing_falls_back_to_the_electron_direction(tmp_path):
+    out = run_insights(tmp_path, with_nu=False)
+    summary = pd.read_csv(out / "summary.csv", index_col="version")
+    assert (summary.loc[["a1", "a2", "a3"], "burst_reference"] == "electron").all()
+    assert (summary.loc[["a1", "a2", "a3"], "burst_floor_q68_deg"] == 0).all()
+    assert "Measured against the electron direction" in (out / "insights.md").read_text()
+
+
+def test_energy_table_uses_the_predecessor_bins(out):
+    energy = pd.read_csv(out / "energy.csv")
+    a1 = energy[energy["version"] == "a1"]
+    assert a1["e_lo_mev"].tolist() == ENERGY_BINS_MEV[:-1].tolist()
+    assert a1["e_hi_mev"].tolist() == ENERGY_BINS_MEV[1:].tolist()
+    assert a1["n"].sum() == N_TEST
+    assert set(energy["version"]) == {"a1", "a2", "a3"}
+
+
+def test_hyperopt_request_that_did_not_run_is_flagged(out):
+    assert (
+        "**a2 asked for a hyperparameter search that DID NOT RUN.**"
+        in (out / "insights.md").read_text()
+    )
+
+
+def test_all_plots_written_and_not_blank(out):
+    from matplotlib.image import imread
+
+    for name in PLOT_FILES:
+        image = imread(out / "plots" / name)
+        assert image.shape[0] > 200 and image.std() > 0.05, name

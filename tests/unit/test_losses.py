@@ -1,0 +1,113 @@
+"""Losses: finite values and gradients everywhere; streaming metrics match edtrain.metrics."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from edtrain import metrics
+from edtrain.angular_metrics import angular_metrics
+from edtrain.losses import LOSSES, angle, get_loss
+
+RNG = np.random.default_rng(3)
+TRUE = RNG.normal(size=(64, 3)).astype(np.float32)
+TRUE /= np.linalg.norm(TRUE, axis=1, keepdims=True)
+
+
+def value_and_grad(loss, y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample loss values and d(mean loss)/d(prediction), on the active backend."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        pred = tf.Variable(y_pred)
+        with tf.GradientTape() as tape:
+            values = loss(tf.constant(y_true), pred)
+            mean = tf.reduce_mean(values)
+        return values.numpy(), tape.gradient(mean, pred).numpy()
+    if backend == "jax":
+        import jax
+
+        values = np.asarray(loss(y_true, y_pred))
+        grad = jax.grad(lambda p: loss(y_true, p).mean())(y_pred)
+        return values, np.asarray(grad)
+    pytest.skip(f"no gradient helper for backend {backend}")
+
+
+def predecessor_angular(y_true, y_pred):
+    """The v8–v13 loss: arccos(clip(cos)), infinite gradient at |cos| = 1."""
+    cos = ops.sum(y_true * y_pred, axis=-1) / (
+        ops.norm(y_true, axis=-1) * ops.norm(y_pred, axis=-1)
+    )
+    return ops.arccos(ops.clip(cos, -1.0, 1.0))
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+@pytest.mark.parametrize(
+    "case",
+    ["exact", "opposite", "zero", "scaled", "random"],
+)
+def test_loss_and_gradient_are_finite(name: str, case: str) -> None:
+    pred = {
+        "exact": TRUE,
+        "opposite": -TRUE,
+        "zero": np.zeros_like(TRUE),
+        "scaled": 7.0 * TRUE,
+        "random": RNG.normal(size=TRUE.shape).astype(np.float32),
+    }[case]
+    values, grad = value_and_grad(get_loss(name), TRUE, pred.copy())
+    assert values.shape == (len(TRUE),)
+    assert np.isfinite(values).all()
+    assert np.isfinite(grad).all()
+
+
+def test_the_gradient_check_catches_the_predecessor_loss() -> None:
+    _, grad = value_and_grad(predecessor_angular, TRUE, TRUE.copy())
+    assert not np.isfinite(grad).all()
+
+
+@pytest.mark.parametrize(
+    ("name", "at_0", "at_90", "at_180"),
+    [
+        ("cosine", 0.0, 1.0, 2.0),
+        ("angular", 0.0, math.pi / 2, math.pi),
+        ("focal_angular", 0.0, math.pi / 8, math.pi),
+        ("hybrid", 0.0, math.pi / 2 + 1.0, math.pi + 2.0),
+    ],
+)
+def test_loss_values_at_0_90_and_180_degrees(name, at_0, at_90, at_180) -> None:
+    loss = get_loss(name)
+    x, y = np.array([[1.0, 0, 0]], np.float32), np.array([[0, 2.0, 0]], np.float32)
+    got = [float(ops.convert_to_numpy(loss(x, p))[0]) for p in (3 * x, y, -x)]
+    assert got == pytest.approx([at_0, at_90, at_180], abs=1e-5)
+
+
+def test_angle_matches_the_metrics_definition() -> None:
+    pred = RNG.normal(size=(500, 3)).astype(np.float32)
+    true = RNG.normal(size=(500, 3)).astype(np.float32)
+    got = np.degrees(ops.convert_to_numpy(angle(true, pred)))
+    np.testing.assert_allclose(got, metrics.angular_error_deg(pred, true), atol=1e-3)
+
+
+def test_unknown_loss_lists_the_valid_names() -> None:
+    with pytest.raises(ValueError, match="cosine, angular, focal_angular, hybrid"):
+        get_loss("cosine_similarity")
+
+
+def test_streaming_metrics_match_summarize() -> None:
+    true = RNG.normal(size=(3000, 3)).astype(np.float32)
+    pred = (true + RNG.normal(scale=1.2, size=true.shape)).astype(np.float32)
+    expected = metrics.summarize(metrics.angular_error_deg(pred, true))
+    got = {}
+    for metric in angular_metrics():
+        for start in range(0, len(true), 256):  # streamed in batches, as in training
+            metric.update_state(true[start : start + 256], pred[start : start + 256])
+        got[metric.name] = float(ops.convert_to_numpy(metric.result()))
+    assert got["mean_deg"] == pytest.approx(expected["mean_deg"], abs=1e-3)
+    assert got["frac_over_90"] == pytest.approx(expected["frac_over_90"], abs=1e-6)
+    for key in ("median_deg", "q68_deg", "folded_q68_deg"):
+        assert got[key] == pytest.approx(expected[key], abs=0.1), key

@@ -1,0 +1,105 @@
+"""Plane npz files: upstream's np.savez layout, header-only opening, row reads, clear rejections."""
+
+import zipfile
+
+import numpy as np
+import pytest
+
+from edtrain.formats.npz import (
+    NpzFormatError,
+    image_bytes_touched,
+    open_plane_npz,
+    read_image_rows,
+    read_metadata,
+    write_plane_npz,
+)
+
+
+def _plane(rows=20, width=14, shape=(128, 32), seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.normal(100, 30, size=(rows, *shape)).astype(np.float32)
+    metadata = rng.normal(size=(rows, width)).astype(np.float32)
+    return images, metadata
+
+
+@pytest.mark.parametrize("width", [14, 18])
+def test_written_file_is_what_np_load_reads(tmp_path, width):
+    images, metadata = _plane(width=width)
+    path = tmp_path / "a_planeX.npz"
+    write_plane_npz(path, images, metadata)
+    assert path.exists() and not (tmp_path / "a_planeX.npz.npz").exists()
+    with np.load(path, allow_pickle=False) as npz:
+        assert sorted(npz.files) == ["images", "metadata"]
+        np.testing.assert_array_equal(npz["images"], images)
+        np.testing.assert_array_equal(npz["metadata"], metadata)
+    with zipfile.ZipFile(path) as zf:  # uncompressed, as np.savez writes it
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}
+
+
+def test_rows_read_at_their_offsets_match_a_full_load(tmp_path):
+    images, metadata = _plane(rows=50, width=18)
+    path = str(tmp_path / "a_planeU.npz")
+    write_plane_npz(path, images, metadata)
+    plane = open_plane_npz(path)
+    assert (plane.rows, plane.width) == (50, 18)
+    np.testing.assert_array_equal(read_metadata(plane), metadata)
+    rows = np.array([49, 3, 3, 17, 0])
+    np.testing.assert_array_equal(read_image_rows(plane, rows), images[rows])
+    assert read_image_rows(plane, np.array([], dtype=int)).shape == (0, 128, 32)
+
+
+def test_bytes_touched_counts_pages_of_the_rows_only(tmp_path):
+    images, metadata = _plane(rows=64)
+    path = str(tmp_path / "a_planeV.npz")
+    write_plane_npz(path, images, metadata)
+    plane = open_plane_npz(path)
+    one_row = 128 * 32 * 4
+    touched = image_bytes_touched(plane, np.array([5, 40]))
+    assert 2 * one_row <= touched <= 2 * one_row + 2 * 4096
+    assert image_bytes_touched(plane, np.arange(64)) < plane.size
+    assert image_bytes_touched(plane, np.array([7, 7])) == image_bytes_touched(plane, [7])
+
+
+def _reason(path):
+    with pytest.raises(NpzFormatError) as err:
+        open_plane_npz(str(path))
+    return str(err.value)
+
+
+def test_rejections_name_the_reason(tmp_path):
+    empty = tmp_path / "empty_planeX.npz"
+    empty.write_bytes(b"")
+    assert "empty file" in _reason(empty)
+
+    good = tmp_path / "good_planeX.npz"
+    write_plane_npz(good, *_plane())
+    truncated = tmp_path / "cut_planeX.npz"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    assert "truncated" in _reason(truncated)
+
+    nov10 = tmp_path / "nov10_planeX.npz"
+    write_plane_npz(nov10, *_plane(shape=(128, 16)))
+    assert "128×16" in _reason(nov10)
+
+    narrow = tmp_path / "narrow_planeX.npz"
+    write_plane_npz(narrow, *_plane(width=13))
+    assert "metadata width 13" in _reason(narrow)
+
+    compressed = tmp_path / "zipped_planeX.npz"
+    images, metadata = _plane()
+    np.savez_compressed(compressed, images=images, metadata=metadata)
+    assert "compressed" in _reason(compressed)
+
+    other_keys = tmp_path / "keys_planeX.npz"
+    np.savez(other_keys, images=images, meta=metadata)
+    assert "expected exactly" in _reason(other_keys)
+
+    uneven = tmp_path / "uneven_planeX.npz"
+    np.savez(uneven, images=images, metadata=metadata[:-1])
+    assert "metadata rows" in _reason(uneven)
+
+
+def test_writer_refuses_unequal_row_counts(tmp_path):
+    images, metadata = _plane()
+    with pytest.raises(ValueError, match="metadata rows"):
+        write_plane_npz(tmp_path / "x_planeX.npz", images, metadata[:3])

@@ -1,0 +1,32 @@
+"""The fixed set of figures exists whatever the versions provide."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from matplotlib.image import imread
+
+from edtrain import cli
+from edtrain.plots import PLOT_FILES
+
+
+def test_plot_files_are_a_fixed_list_of_pngs():
+    assert len(set(PLOT_FILES)) == len(PLOT_FILES) == 7
+    assert all(name.endswith(".png") for name in PLOT_FILES)
+
+
+@pytest.mark.parametrize("status", ["failed", None])
+def test_versions_without_outputs_still_give_every_figure(tmp_path, status):
+    """A crashed version (training.json only) or a version that never ran (no folder)."""
+    if status:
+        (tmp_path / "results" / "x1").mkdir(parents=True)
+        (tmp_path / "results" / "x1" / "training.json").write_text(json.dumps({"status": status}))
+    out = tmp_path / "out"
+    argv = ["insights", "--results-dir", str(tmp_path / "results"), "--versions", "x1",
+            "--out-md", str(out / "insights.md"), "--out-csv", str(out / "summary.csv"),
+            "--plots-dir", str(out / "plots")]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert "| x1 | ? | ? | ? | — | — | — | ❌ Failed |" in (out / "insights.md").read_text()
+    for name in PLOT_FILES:
+        assert imread(out / "plots" / name).shape[0] > 50, name

@@ -1,0 +1,167 @@
+"""What Snakemake plans, without running a job: targets, profiles, config errors, reruns.
+
+Each test runs the real `snakemake` CLI in a scratch directory (see tests/conftest.py) and
+reads the jobs off its dry-run listing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from edtrain.config import resolve_version
+
+ALL_VERSIONS = [f"v{i}" for i in range(7, 15)]
+DATA_RULES = {"simulate", "chunk", "assemble"}
+GPU_RULES = {"train", "hyperopt_trial"}
+VERSION_RULES = {"version_config", "train", "predict"}
+
+
+@dataclass
+class Job:
+    rule: str
+    outputs: list[str] = field(default_factory=list)
+    wildcards: dict[str, str] = field(default_factory=dict)
+    resources: dict[str, str] = field(default_factory=dict)
+    threads: int = 1
+
+
+def _pairs(text: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in text.split(", ") if "=" in item)
+
+
+def planned_jobs(listing: str) -> list[Job]:
+    """The jobs of a `snakemake -n` listing, one per `rule NAME:` / `localrule NAME:` block."""
+    jobs: list[Job] = []
+    for line in listing.splitlines():
+        if match := re.fullmatch(r"(?:local)?rule (\S+):", line.strip()):
+            jobs.append(Job(match[1]))
+        elif jobs and (match := re.fullmatch(r"\s+(\w+): (.*)", line)):
+            key, value = match.groups()
+            if key == "output":
+                jobs[-1].outputs = value.split(", ")
+            elif key == "wildcards":
+                jobs[-1].wildcards = _pairs(value)
+            elif key == "resources":
+                jobs[-1].resources = _pairs(value)
+            elif key == "threads":
+                jobs[-1].threads = int(value)
+    return jobs
+
+
+def dry_run(snakemake, *args: str) -> list[Job]:
+    result = snakemake("-n", *args)
+    assert result.returncode == 0, result.stdout
+    return planned_jobs(result.stdout)
+
+
+def test_a_version_target_plans_that_version_and_its_data_only(snakemake) -> None:
+    jobs = dry_run(snakemake, "v12")
+    rules = {job.rule for job in jobs}
+    assert rules == DATA_RULES | VERSION_RULES | {"v12"}
+    assert {job.wildcards.get("version") for job in jobs if job.rule in VERSION_RULES} == {"v12"}
+    outputs = [out for job in jobs for out in job.outputs]
+    assert "results/v12/model.keras" in outputs
+    assert "results/v12/metrics.json" in outputs
+    for out in outputs:
+        assert out.startswith(
+            ("results/v12/", "results/datasets/synthetic/", "results/chunks/synthetic/")
+        ) or out in {"results/production/eos", "results/production/production.json"}, out
+
+
+def test_a_version_file_target_plans_that_version_only(snakemake) -> None:
+    jobs = dry_run(snakemake, "results/v9/metrics.json")
+    assert {job.wildcards["version"] for job in jobs if "version" in job.wildcards} == {"v9"}
+    assert "train" in {job.rule for job in jobs}
+    assert not any(job.rule in {"insights", "gallery", "v9"} for job in jobs)
+
+
+@pytest.mark.parametrize(
+    ("profile", "gpu"),
+    [("condor", {"request_gpus": "1"}), ("slurm", {"gpu": "1"}), ("local", {})],
+)
+def test_profiles_plan_the_whole_workflow(snakemake, profile: str, gpu: dict[str, str]) -> None:
+    jobs = dry_run(snakemake, "--profile", f"profiles/{profile}")
+    trains = [job for job in jobs if job.rule == "train"]
+    assert sorted(job.wildcards["version"] for job in trains) == sorted(ALL_VERSIONS)
+    assert {"insights", "gallery", "all"} <= {job.rule for job in jobs}
+    assert sum(job.rule == "chunk" for job in jobs) == 16
+    for job in jobs:
+        # a GPU is requested by training jobs and by nothing else
+        asked = {key: job.resources.get(key) for key in gpu}
+        assert asked == (gpu if job.rule in GPU_RULES else dict.fromkeys(gpu)), job
+
+
+def test_condor_training_jobs_carry_the_lxplus_settings(snakemake) -> None:
+    jobs = dry_run(snakemake, "--profile", "profiles/condor", "v14")
+    (train,) = [job for job in jobs if job.rule == "train"]
+    assert train.threads == 1
+    assert train.resources["htcondor_request_mem_mb"] == "16000"
+    assert int(train.resources["classad_MaxRuntime"]) >= 86400
+    assert train.resources["htcondor_submit_MY__SendCredential"] == "True"
+    assert "classad_AccountingGroup" in train.resources
+
+
+def test_only_selected_versions_are_built_by_default(snakemake, rundir: Path) -> None:
+    (rundir / "two.yaml").write_text("run_versions: [v8, v14]\n")
+    jobs = dry_run(snakemake, "--configfile", "two.yaml")
+    trained = {job.wildcards["version"] for job in jobs if job.rule == "train"}
+    assert trained == {"v8", "v14"}
+
+
+def test_a_version_with_hyperopt_plans_its_search_before_its_training(snakemake) -> None:
+    jobs = dry_run(snakemake, "v11")
+    rules = [job.rule for job in jobs]
+    assert rules.count("hyperopt_trial") == 20
+    (apply,) = [job for job in jobs if job.rule == "hyperopt_apply"]
+    assert apply.outputs == ["results/v11/config.json"]
+    assert "version_config" not in rules
+
+
+@pytest.mark.parametrize(
+    ("layer", "named"),
+    [
+        ("bogus_key: 1\n", ["'bogus_key' was unexpected"]),
+        ("versions:\n  v10:\n    dropout: 0.5\n", ["'dropout' was unexpected", "'v10'"]),
+        ("versions:\n  v8:\n    loss: angular_loss\n", ["'angular_loss'", "['loss']"]),
+        ("defaults:\n  batch_size: 32.5\n", ["32.5 is not of type 'integer'", "'batch_size'"]),
+        (
+            "data:\n  source: eos\n  directories: [/nonexistent/cluster_images_nov11]\n",
+            ["data.directories[0]", "/nonexistent/cluster_images_nov11"],
+        ),
+    ],
+)
+def test_bad_config_stops_before_any_job(
+    snakemake, rundir: Path, layer: str, named: list[str]
+) -> None:
+    (rundir / "bad.yaml").write_text(layer)
+    result = snakemake("-n", "--configfile", "bad.yaml")
+    assert result.returncode != 0
+    for fragment in named:
+        assert fragment in result.stdout
+    assert not planned_jobs(result.stdout)
+
+
+def test_a_config_edit_reruns_only_the_edited_version(snakemake, rundir: Path) -> None:
+    targets = ["results/v7/config.json", "results/v8/config.json"]
+    first = snakemake("--cores", "1", *targets)
+    assert first.returncode == 0, first.stdout
+    assert not planned_jobs(snakemake("-n", *targets).stdout)
+    (rundir / "edit.yaml").write_text("versions:\n  v7:\n    batch_size: 64\n")
+    jobs = dry_run(snakemake, *targets, "--configfile", "edit.yaml")
+    assert [(job.rule, job.wildcards["version"]) for job in jobs] == [("version_config", "v7")]
+
+
+def test_resolved_config_on_disk_is_what_the_package_resolves(snakemake, rundir: Path) -> None:
+    result = snakemake("--cores", "1", "results/v14/config.json")
+    assert result.returncode == 0, result.stdout
+    config = yaml.safe_load((rundir / "config" / "config.yaml").read_text())
+    validate(config, str(rundir / "workflow" / "schemas" / "config.schema.yaml"))
+    on_disk = json.loads((rundir / "results/v14/config.json").read_text())
+    assert on_disk == json.loads(json.dumps(resolve_version(config, "v14")))

@@ -1,0 +1,168 @@
+"""Version resolution: defaults ⊕ version entry ⊕ scaling → one resolved config per version.
+
+The workflow config (config/config.yaml, validated by workflow/schemas/config.schema.yaml)
+declares a complete ``defaults`` block and, per version, only what differs. Resolution is a
+pure function of that config so the resolved dict can be a rule's ``params``: any edit that
+changes a version's resolved config re-runs that version, and only that version.
+
+Everything else the rules need to know about the config (which versions run, where the data
+comes from, which chunk flags to pass) is computed here too, so the rules stay declarative.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+RESULTS = "results"
+PRODUCTION_DIR = f"{RESULTS}/production"
+# The EOS-style tree `edtrain simulate --out PRODUCTION_DIR` writes (next to production.json),
+# and which folder of it each synthetic layout reads (the folder names used on EOS).
+PRODUCTION_TREE = f"{PRODUCTION_DIR}/eos"
+SYNTHETIC_PREFIX = f"{PRODUCTION_TREE}/user/e/evilla/dune/sn-tps/production_es"
+SYNTHETIC_LAYOUTS = {
+    "flat": "cluster_images_nov11",
+    "per_plane": "es_cluster_images_tick3_ch2_min2_tot3_e2p0",
+}
+# Smallest filter/unit count and sample count a scaled version may shrink to.
+_MIN_WIDTH = 4
+_MIN_SAMPLES = 10
+
+
+class ConfigError(ValueError):
+    """A config problem found before any job runs; the message names the offending key."""
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """A new dict: ``override`` on top of ``base``, merging nested mappings key by key."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def run_versions(config: Mapping[str, Any]) -> list[str]:
+    """The versions `rule all` builds: ``run_versions`` if given, else every declared one."""
+    declared = list(config["versions"])
+    chosen = config.get("run_versions", "all")
+    if chosen == "all":
+        return declared
+    unknown = [v for v in chosen if v not in config["versions"]]
+    if unknown:
+        raise ConfigError(f"run_versions: {unknown} not declared under versions {declared}")
+    return list(chosen)
+
+
+def dataset_name(config: Mapping[str, Any]) -> str:
+    """One pool per data source, so every version of a source shares one test set."""
+    return str(config["data"]["source"])
+
+
+def dataset_dir(config: Mapping[str, Any]) -> str:
+    return f"{RESULTS}/datasets/{dataset_name(config)}"
+
+
+def _scale_width(value: int, factor: float) -> int:
+    return max(_MIN_WIDTH, round(value * factor))
+
+
+def apply_scaling(resolved: Mapping[str, Any], scaling: Mapping[str, Any]) -> dict[str, Any]:
+    """Shrink a version for demos and tests, recording what was changed and from what.
+
+    Samples and widths scale by a factor; epochs are capped. The unscaled values stay in
+    ``scaling.unscaled`` so the insights can say which production version a demo row stands for.
+    """
+    out = copy.deepcopy(dict(resolved))
+    record: dict[str, Any] = {"applied": bool(scaling), **copy.deepcopy(dict(scaling))}
+    if not scaling:
+        out["scaling"] = record
+        return out
+    model = out["model"]
+    record["unscaled"] = {
+        "samples": out["samples"],
+        "max_epochs": out["max_epochs"],
+        "filters": model["filters"],
+        "dense_units": model["dense_units"],
+    }
+    if "samples_factor" in scaling:
+        out["samples"] = max(_MIN_SAMPLES, math.ceil(out["samples"] * scaling["samples_factor"]))
+    if "max_epochs" in scaling:
+        out["max_epochs"] = min(out["max_epochs"], scaling["max_epochs"])
+    if "width_factor" in scaling:
+        model["filters"] = _scale_width(model["filters"], scaling["width_factor"])
+        model["dense_units"] = _scale_width(model["dense_units"], scaling["width_factor"])
+    out["scaling"] = record
+    return out
+
+
+def resolve_version(config: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The fully resolved config.json of one version (docs/architecture.md)."""
+    if name not in config["versions"]:
+        raise ConfigError(f"versions: no version {name!r} (declared: {list(config['versions'])})")
+    resolved = deep_merge(config["defaults"], config["versions"][name] or {})
+    # Before the search (rules/hyperopt.smk) a version's config says ran: false;
+    # hyperopt-apply sets ran: true.
+    resolved["hyperopt"] = {**resolved["hyperopt"], "ran": False}
+    resolved = apply_scaling(resolved, config.get("scaling") or {})
+    resolved["require_gpu"] = bool(config["require_gpu"])
+    resolved["dataset"] = dataset_dir(config)
+    return {"name": name, **resolved}
+
+
+def write_resolved(
+    resolved: Mapping[str, Any], path: str | os.PathLike[str], log: str | os.PathLike[str]
+) -> None:
+    """Write a version's config.json, and a log line saying what shaped it."""
+    Path(path).write_text(json.dumps(resolved, indent=2, sort_keys=True) + "\n")
+    scaling = resolved["scaling"]
+    how = f"scaled ({scaling.get('name', 'unnamed')})" if scaling["applied"] else "unscaled"
+    Path(log).write_text(
+        f"{resolved['name']}: defaults + versions.{resolved['name']}, {how}, "
+        f"hyperopt ran: {resolved['hyperopt']['ran']} -> {path}\n"
+    )
+
+
+def chunk_inputs(config: Mapping[str, Any]) -> list[str]:
+    """The folders the chunk jobs index: the synthetic production's or the configured ones."""
+    data = config["data"]
+    if data["source"] == "synthetic":
+        layout = SYNTHETIC_LAYOUTS[data["synthetic"]["layout"]]
+        return [f"{SYNTHETIC_PREFIX}/{layout}"]
+    return [str(d) for d in data["directories"]]
+
+
+def check_paths(config: Mapping[str, Any]) -> None:
+    """Fail before any job runs if the configured data folders are missing or empty."""
+    data = config["data"]
+    if data["source"] == "synthetic":
+        return
+    for i, directory in enumerate(data["directories"]):
+        if not Path(directory).is_dir():
+            raise ConfigError(f"data.directories[{i}]: no such directory: {directory}")
+
+
+def chunk_flags(config: Mapping[str, Any]) -> str:
+    """The selection options of `edtrain chunk`, from ``data.selection``."""
+    sel = config["data"]["selection"]
+    flags = [
+        "--es-only" if sel["es_only"] else "--no-es-only",
+        "--marley-only" if sel["marley_only"] else "--no-marley-only",
+    ]
+    if sel.get("energy_min_mev") is not None:
+        flags.append(f"--energy-min {sel['energy_min_mev']}")
+    if sel.get("energy_max_mev") is not None:
+        flags.append(f"--energy-max {sel['energy_max_mev']}")
+    return " ".join(flags)
+
+
+def strict_flag(config: Mapping[str, Any]) -> str:
+    """``--strict`` (fail on any unreadable input instead of skipping it) if ``data.strict``."""
+    return "--strict" if config["data"]["strict"] else ""

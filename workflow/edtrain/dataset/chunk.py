@@ -1,0 +1,144 @@
+"""The ``chunk`` command: one share of a production's basenames → a chunk directory.
+
+Basenames are assigned to chunks by a hash of the name, so chunks are independent jobs and adding
+files to a production never moves existing ones. A chunk directory holds ``images.npy`` (float16,
+rows in processing order), ``samples.parquet`` (row i ↔ images[i]) and ``chunk.json`` (inputs,
+skips, counts, selection), written last so that its presence means the chunk is complete.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from edtrain.dataset.discover import chunk_of, discover
+from edtrain.dataset.extract import BadFile, columns_to_table, extract
+from edtrain.dataset.images import ImageWriter
+from edtrain.dataset.manifest import (
+    CHUNK_MANIFEST,
+    Skip,
+    SkipRow,
+    add_counts,
+    report_skips,
+    row_records,
+    skip_records,
+    write_json,
+)
+from edtrain.dataset.match import Cuts
+from edtrain.dataset.progress import progress
+
+# edtrain.imaging.FLIP_CONVENTIONS, repeated so that npz-only jobs need not import the renderer
+# (and pandas with it); a test keeps the two equal
+FLIP_CONVENTIONS: tuple[str, ...] = ("consistent", "upstream")
+IMAGES = "images.npy"
+SAMPLES = "samples.parquet"
+FORMAT = "edtrain-chunk-1"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--inputs", nargs="+", required=True, metavar="PATH", help="image directories"
+    )
+    parser.add_argument("--chunk", type=int, required=True, metavar="I", help="0 ≤ I < N")
+    parser.add_argument("--chunks", type=int, required=True, metavar="N", help="number of chunks")
+    parser.add_argument("--out", required=True, metavar="CHUNK_DIR")
+    parser.add_argument(
+        "--es-only",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="only ES interactions (is_es == 1); default on",
+    )
+    parser.add_argument(
+        "--marley-only",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="only MARLEY signal clusters (is_marley == 1); default on",
+    )
+    parser.add_argument("--energy-min", type=float, metavar="MEV", help="cluster energy ≥ MEV")
+    parser.add_argument("--energy-max", type=float, metavar="MEV", help="cluster energy < MEV")
+    parser.add_argument(
+        "--flip-convention",
+        choices=FLIP_CONVENTIONS,
+        default="consistent",
+        help="image orientation for cluster ROOT inputs (npz inputs are already rendered)",
+    )
+    parser.add_argument("--strict", action="store_true", help="fail if anything is skipped")
+
+
+def _file_record(path: str) -> dict[str, Any]:
+    return {"path": path, "size": os.path.getsize(path)}
+
+
+def build_chunk(
+    inputs: list[str], chunk: int, chunks: int, cuts: Cuts, out: str, convention: str = "consistent"
+) -> dict[str, Any]:
+    """Write the chunk's images and table into ``out``; return its manifest (not yet written).
+
+    ``convention`` orients images rendered from cluster ROOT files (see ``extract``).
+    """
+    if not 0 <= chunk < chunks:
+        raise ValueError(f"chunk {chunk} is not in 0..{chunks - 1}")
+    sources, discovery_skips = discover(inputs)
+    keep = chunk_of([s.basename for s in sources], chunks) == chunk
+    sources = [s for s, k in zip(sources, keep, strict=True) if k]
+    keep = chunk_of([s.basename for s in discovery_skips], chunks) == chunk
+    file_skips: list[Skip] = [s for s, k in zip(discovery_skips, keep, strict=True) if k]
+    records = [_file_record(s.path) for s in file_skips if os.path.isfile(s.path)]
+    skipped_rows: list[SkipRow] = []
+    columns: list[dict[str, np.ndarray]] = []
+    counts: list[dict[str, int]] = []
+    os.makedirs(out, exist_ok=True)
+    with ImageWriter(os.path.join(out, IMAGES)) as writer:
+        for source in progress(sources, f"chunk {chunk}/{chunks}"):
+            try:
+                found = extract(source, cuts, convention)
+            except BadFile as bad:
+                file_skips.append(Skip(bad.path, bad.reason, source.basename))
+                paths = [source.cluster_file] if source.cluster_file else source.planes.values()
+                records += [_file_record(path) for path in paths]
+                continue
+            writer.append(found.images)
+            columns.append(found.columns)
+            records += found.inputs
+            skipped_rows += found.skipped_rows
+            counts.append(found.counts)
+    table = columns_to_table(columns)
+    pq.write_table(table, os.path.join(out, SAMPLES))
+    return {
+        "format": FORMAT,
+        "chunk": chunk,
+        "chunks": chunks,
+        "cuts": asdict(cuts),
+        "flip_convention": convention,
+        "inputs": sorted(records, key=lambda r: r["path"]),
+        "skipped_files": skip_records(file_skips),
+        "skipped_rows": row_records(skipped_rows),
+        "counts": add_counts([*counts, {"basenames": len(sources)}]),
+        "samples": table.num_rows,
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    cuts = Cuts(args.es_only, args.marley_only, args.energy_min, args.energy_max)
+    if not 0 <= args.chunk < args.chunks:
+        print(
+            f"edtrain chunk: --chunk {args.chunk} is not in 0..{args.chunks - 1}", file=sys.stderr
+        )
+        return 2
+    try:
+        manifest = build_chunk(
+            args.inputs, args.chunk, args.chunks, cuts, args.out, args.flip_convention
+        )
+    except FileNotFoundError as err:
+        print(f"edtrain chunk: {err}", file=sys.stderr)
+        return 2
+    status = report_skips(manifest["skipped_files"], manifest["skipped_rows"], args.strict)
+    if status == 0:
+        write_json(os.path.join(args.out, CHUNK_MANIFEST), manifest)
+    return status

@@ -1,0 +1,123 @@
+"""Find a production's plane files and group them by basename (DATA_FORMAT §2–4).
+
+Two layouts hold the same files, ``<basename>_plane{U,V,X}.npz``: all three planes side by side
+in one folder (nov11), or one ``U/``, ``V/``, ``X/`` subfolder per plane (current upstream). A
+basename is usable only with all three planes; anything else is reported, never dropped silently.
+A folder may instead hold cluster ROOT files (``<basename>.root``, e.g. ``*_bg_matched.root``):
+each is one basename with all three planes inside, rendered into images when read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from edtrain.dataset.manifest import Skip
+from edtrain.formats.columns import PLANES
+from edtrain.splits import key_hash
+
+_PLANE_FILE = re.compile(r"^(?P<basename>.+)_plane(?P<plane>[UVX])\.npz$")
+
+
+@dataclass(frozen=True)
+class Source:
+    """The three plane files of one basename, found under one input directory."""
+
+    basename: str
+    root: str
+    planes: dict[str, str]  # plane letter -> npz file path; empty for a cluster file
+    cluster_file: str | None = None  # the ROOT file holding all three planes
+
+
+def _plane_files(root: str) -> tuple[dict[str, dict[str, list[str]]], list[Skip]]:
+    """basename -> plane -> paths, from the flat folder and any U/V/X subfolders of ``root``."""
+    found: dict[str, dict[str, list[str]]] = {}
+    skips: list[Skip] = []
+    for folder, plane_of_folder in [(root, None), *((os.path.join(root, p), p) for p in PLANES)]:
+        if not os.path.isdir(folder):
+            continue
+        for entry in os.scandir(folder):
+            match = _PLANE_FILE.match(entry.name)
+            if match is None or not entry.is_file():
+                continue
+            basename, plane = match["basename"], match["plane"]
+            if plane_of_folder is not None and plane != plane_of_folder:
+                reason = f"plane {plane} file in the {plane_of_folder}/ folder"
+                skips.append(Skip(entry.path, reason, basename))
+                continue
+            found.setdefault(basename, {}).setdefault(plane, []).append(entry.path)
+    return found, skips
+
+
+def _cluster_files(root: str) -> dict[str, str]:
+    """basename -> path of the cluster ROOT files directly in ``root``."""
+    return {
+        entry.name.removesuffix(".root"): entry.path
+        for entry in os.scandir(root)
+        if entry.name.endswith(".root") and entry.is_file()
+    }
+
+
+def _npz_source(
+    root: str, basename: str, planes: dict[str, list[str]], per_plane: bool
+) -> tuple[Source | None, list[Skip]]:
+    """A basename's complete triplet of plane files, or the reasons it has none."""
+    twice = sorted(path for p in PLANES if len(planes.get(p, [])) > 1 for path in planes[p])
+    if twice:
+        return None, [Skip(twice[0], f"plane file found twice: {', '.join(twice)}", basename)]
+    missing = [p for p in PLANES if p not in planes]
+    skips = []
+    for plane in missing:
+        folder = os.path.join(root, plane) if per_plane else root
+        path = os.path.join(folder, f"{basename}_plane{plane}.npz")
+        skips.append(Skip(path, f"missing plane file ({plane})", basename))
+    if skips:
+        return None, skips
+    return Source(basename, root, {p: planes[p][0] for p in PLANES}), []
+
+
+def _duplicate(paths: list[str], basename: str, kept: Source) -> list[Skip]:
+    reason = f"duplicate basename, already read from {kept.root}"
+    return [Skip(path, reason, basename) for path in paths]
+
+
+def discover(inputs: list[str]) -> tuple[list[Source], list[Skip]]:
+    """Complete triplets of plane files by basename, and every file or basename left out.
+
+    The same basename under two inputs would repeat its sample keys; the copy under the
+    input that sorts first is kept (npz files before a cluster file in the same input), so the
+    result does not depend on the order of ``inputs``.
+    """
+    sources: dict[str, Source] = {}
+    skips: list[Skip] = []
+    for root in sorted({os.path.normpath(p) for p in inputs}):
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"input directory not found: {root}")
+        per_plane = any(os.path.isdir(os.path.join(root, p)) for p in PLANES)
+        found, bad = _plane_files(root)
+        skips += bad
+        for basename, planes in sorted(found.items()):
+            if basename in sources:
+                paths = [path for plane_paths in planes.values() for path in plane_paths]
+                skips += _duplicate(paths, basename, sources[basename])
+                continue
+            source, problems = _npz_source(root, basename, planes, per_plane)
+            skips += problems
+            if source is not None:
+                sources[basename] = source
+        for basename, path in sorted(_cluster_files(root).items()):
+            if basename in sources:
+                skips += _duplicate([path], basename, sources[basename])
+            else:
+                sources[basename] = Source(basename, root, {}, cluster_file=path)
+    return sorted(sources.values(), key=lambda s: s.basename), skips
+
+
+def chunk_of(basenames: list[str], chunks: int) -> np.ndarray:
+    """The chunk of each basename: a hash, so adding files never moves existing ones."""
+    names = np.asarray(basenames, dtype=str)
+    flag = np.full(len(names), -1, dtype=np.int64)  # no real key has event −1
+    return (key_hash(names, flag, flag) % np.uint64(chunks)).astype(np.int64)

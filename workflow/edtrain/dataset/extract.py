@@ -1,0 +1,255 @@
+"""The samples of one basename: check its planes, match them, read only the matched rows.
+
+Planes come from three npz files (read without loading them) or from one cluster ROOT file
+(read whole with uproot and rendered); matching, checks and outputs are the same for both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import pyarrow as pa
+
+from edtrain.dataset.discover import Source
+from edtrain.dataset.images import IMAGE_DTYPE
+from edtrain.dataset.manifest import SkipRow
+from edtrain.dataset.match import Cuts, match_triplets
+from edtrain.formats import columns as col
+from edtrain.formats.npz import (
+    NpzFormatError,
+    PlaneFile,
+    image_bytes_touched,
+    open_plane_npz,
+    read_image_rows,
+    read_metadata,
+)
+from edtrain.splits import key_hash
+
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+SCHEMA = pa.schema(
+    [
+        ("basename", pa.string()),
+        ("event", pa.int64()),
+        ("match_id", pa.int64()),
+        ("key_hash", pa.uint64()),
+        *((name, pa.float32()) for name in ("label_x", "label_y", "label_z")),
+        *((name, pa.float32()) for name in ("energy_mev", "particle_energy_mev", "nu_energy_mev")),
+        *((name, pa.float32()) for name in ("nu_dir_x", "nu_dir_y", "nu_dir_z")),
+        ("is_es", pa.bool_()),
+        ("source", pa.string()),
+    ]
+)
+
+
+class BadFile(Exception):
+    """A plane file that makes its whole basename unusable."""
+
+    def __init__(self, path: str, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """One basename's samples (``columns`` row i ↔ ``images[i]``) and what was read to get them."""
+
+    columns: dict[str, np.ndarray]
+    images: np.ndarray  # float16 (n, 3, 128, 32), planes U, V, X
+    inputs: list[dict]  # per plane file: path, size, rows, width, metadata_sha256, bytes_read;
+    # the X file's record also holds images_sha256, of ``images``: the samples' content identity
+    skipped_rows: list[SkipRow]
+    counts: dict[str, int]
+
+
+def _open(path: str, plane: str) -> tuple[PlaneFile, np.ndarray]:
+    try:
+        handle = open_plane_npz(path)
+        meta = read_metadata(handle)
+    except NpzFormatError as err:
+        raise BadFile(path, str(err)) from None
+    except OSError as err:
+        raise BadFile(path, f"cannot read ({err.strerror})") from None
+    ids = meta[:, col.PLANE]
+    wrong = ids != col.PLANE_ID[plane]
+    if wrong.any():
+        raise BadFile(path, f"plane-id column holds {ids[wrong][0]:g} in a {plane}-plane file")
+    return handle, meta
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    """Unit vectors as float32; NaN where the vector is zero or not finite."""
+    vectors = vectors.astype(np.float64)
+    norm = np.linalg.norm(vectors, axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        unit = np.where((norm > 0) & np.isfinite(norm), vectors / norm, np.nan)
+    return unit.astype(np.float32)
+
+
+def _read_images(
+    readers: list[Callable[[np.ndarray], np.ndarray]], rows: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The triplets' images as float16, and per triplet why they are unusable ('' if usable).
+
+    A row is usable when its pixels lie within ±65504 (the float16 range); max/min propagate NaN,
+    so two fast reductions find both non-finite pixels and values float16 cannot hold.
+    """
+    images = np.empty((len(rows[0]), len(readers), *col.IMAGE_SHAPE), dtype=IMAGE_DTYPE)
+    reasons = np.full(len(images), "", dtype=object)
+    for k in reversed(range(len(readers))):  # the first plane's problem is the one reported
+        raw = readers[k](rows[k])
+        in_range = (raw.max(axis=(1, 2)) <= FLOAT16_MAX) & (raw.min(axis=(1, 2)) >= -FLOAT16_MAX)
+        bad = np.flatnonzero(~in_range)
+        if len(bad):
+            nonfinite = ~np.isfinite(raw[bad]).all(axis=(1, 2))
+            reasons[bad] = f"pixel beyond the float16 range in the {col.PLANES[k]} plane"
+            reasons[bad[nonfinite]] = f"non-finite pixels in the {col.PLANES[k]} plane"
+        with np.errstate(over="ignore", invalid="ignore"):  # bad rows are dropped by the caller
+            images[:, k] = raw
+    return images, reasons
+
+
+def sample_columns(name: str, x_path: str, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Table columns of one basename's samples from their X metadata rows.
+
+    Split and rank are added at assembly, when the whole pool is known.
+    """
+    n = len(x)
+    event = x[:, col.EVENT].astype(np.int64)
+    match_id = x[:, col.MATCH_ID].astype(np.int64)
+    basename = np.full(n, name, dtype=object)
+    label = _unit(x[:, col.MOM])
+    wide = x.shape[1] >= col.NU_MOM.stop
+    nu_dir = _unit(x[:, col.NU_MOM]) if wide else np.full((n, 3), np.nan, dtype=np.float32)
+    nu_energy = x[:, col.NU_ENERGY] if wide else np.full(n, np.nan, dtype=np.float32)
+    return {
+        "basename": basename,
+        "event": event,
+        "match_id": match_id,
+        "key_hash": key_hash(basename, event, match_id),
+        "label_x": label[:, 0],
+        "label_y": label[:, 1],
+        "label_z": label[:, 2],
+        "energy_mev": x[:, col.CLUSTER_ENERGY].astype(np.float32),
+        "particle_energy_mev": x[:, col.PARTICLE_ENERGY].astype(np.float32),
+        "nu_energy_mev": nu_energy.astype(np.float32),
+        "nu_dir_x": nu_dir[:, 0],
+        "nu_dir_y": nu_dir[:, 1],
+        "nu_dir_z": nu_dir[:, 2],
+        "is_es": x[:, col.IS_ES] == 1,
+        "source": np.full(n, x_path, dtype=object),
+    }
+
+
+def columns_to_table(parts: list[dict[str, np.ndarray]]) -> pa.Table:
+    """One table from many basenames' columns (pyarrow: no pandas import in chunk jobs)."""
+    empty = sample_columns("", "", np.empty((0, len(col.NAMES_14)), dtype=np.float32))
+    columns = {name: np.concatenate([p[name] for p in [empty, *parts]]) for name in empty}
+    return pa.table(
+        {name: pa.array(values, type=SCHEMA.field(name).type) for name, values in columns.items()}
+    )
+
+
+@dataclass(frozen=True)
+class _Planes:
+    """One basename's U, V, X planes, whichever kind of file they come from."""
+
+    path_x: str  # the file named as the samples' source
+    meta: list[np.ndarray]
+    readers: list[Callable[[np.ndarray], np.ndarray]]  # rows → images
+    records: Callable[[list[np.ndarray]], list[dict]]  # rows used → input records
+
+
+def _npz_planes(source: Source) -> _Planes:
+    opened = [_open(source.planes[p], p) for p in col.PLANES]
+
+    def records(rows: list[np.ndarray]) -> list[dict]:
+        return [
+            {
+                "path": plane.path,
+                "size": plane.size,
+                "rows": plane.rows,
+                "metadata_width": plane.width,
+                "metadata_sha256": hashlib.sha256(meta.tobytes()).hexdigest(),
+                "bytes_read": plane.header_bytes
+                + plane.metadata.nbytes
+                + image_bytes_touched(plane, plane_rows),
+            }
+            for (plane, meta), plane_rows in zip(opened, rows, strict=True)
+        ]
+
+    return _Planes(
+        path_x=source.planes["X"],
+        meta=[meta for _, meta in opened],
+        readers=[partial(read_image_rows, plane) for plane, _ in opened],
+        records=records,
+    )
+
+
+def _cluster_planes(path: str, convention: str) -> _Planes:
+    """Planes of a cluster ROOT file, rendered as upstream renders them (DATA_FORMAT §4–5)."""
+    # imported here: uproot, awkward and the renderer cost ~0.4 s, and npz inputs need none
+    from edtrain.formats.root import read_planes
+    from edtrain.imaging import render_planes
+
+    size = os.path.getsize(path)
+    if size == 0:
+        raise BadFile(path, "empty file (0 bytes)")
+    try:
+        trees = read_planes(path)
+    except Exception as err:  # uproot reports corrupt files with many exception types
+        raise BadFile(path, f"not a readable cluster file ({err})") from None
+    rendered = [render_planes(trees, convention)[p] for p in col.PLANES]
+    meta = [m for _, m in rendered]
+
+    def records(rows: list[np.ndarray]) -> list[dict]:
+        digest = hashlib.sha256(b"".join(m.tobytes() for m in meta)).hexdigest()
+        clusters = {p: len(m) for p, m in zip(col.PLANES, meta, strict=True)}
+        return [{"path": path, "size": size, "rows": clusters, "metadata_sha256": digest}]
+
+    return _Planes(
+        path_x=path,
+        meta=meta,
+        readers=[images.__getitem__ for images, _ in rendered],
+        records=records,
+    )
+
+
+def extract(source: Source, cuts: Cuts, convention: str = "consistent") -> Extracted:
+    """Read one basename's triplets; raise BadFile if one of its files is unusable.
+
+    ``convention`` is the image orientation used when rendering cluster ROOT files
+    (``edtrain.imaging.FLIP_CONVENTIONS``); npz inputs were rendered when they were written.
+    """
+    if source.cluster_file is None:
+        planes = _npz_planes(source)
+    else:
+        planes = _cluster_planes(source.cluster_file, convention)
+    u, v, x = planes.meta
+    match = match_triplets(u, v, x, cuts)
+    rows = [match.u, match.v, match.x]
+    images, problems = _read_images(planes.readers, rows)
+    inputs = planes.records(rows)
+    bad = problems != ""
+    dropped = np.concatenate([match.dropped, match.x[bad]]).astype(np.int64)
+    reasons = np.concatenate([match.reasons, problems[bad]])
+    events, match_ids = x[dropped, col.EVENT], x[dropped, col.MATCH_ID]
+    skipped = [
+        SkipRow(planes.path_x, source.basename, int(e), int(m), str(r))
+        for e, m, r in zip(events, match_ids, reasons, strict=True)
+    ]
+    good = ~bad
+    images = images[good] if bad.any() else images
+    inputs[-1]["images_sha256"] = hashlib.sha256(images.data).hexdigest()
+    return Extracted(
+        columns=sample_columns(source.basename, planes.path_x, x[match.x[good]]),
+        images=images,
+        inputs=inputs,
+        skipped_rows=skipped,
+        counts={**match.counts, "samples": int(good.sum())},
+    )

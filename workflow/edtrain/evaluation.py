@@ -1,0 +1,113 @@
+"""The ``predict`` command: a version's model on the common test set, saved and scored.
+
+Every version is scored on the same test samples (``select_version(...).test``); the
+predictions are saved so any later statistic (68 % containment, per-energy bins, flips) can be
+recomputed without rerunning the network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+# Importing these registers the custom layers, losses and metrics a model.keras names.
+import edtrain.angular_metrics
+import edtrain.model  # noqa: F401
+from edtrain import metrics
+from edtrain.pipeline import ImageBatches, open_dataset
+from edtrain.splits import select_version
+
+PREDICTION_BATCH = 256
+NU_DIR_COLUMNS = ["nu_dir_x", "nu_dir_y", "nu_dir_z"]
+TABLE_COLUMNS = [
+    "key_hash",
+    "rank",
+    "basename",
+    "event",
+    "match_id",
+    "label_x",
+    "label_y",
+    "label_z",
+    "energy_mev",
+    "nu_energy_mev",
+    *NU_DIR_COLUMNS,
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, type=Path, help="assembled dataset directory")
+    parser.add_argument("--config", required=True, type=Path, help="resolved version config.json")
+    parser.add_argument("--model", required=True, type=Path, help="the version's model.keras")
+    parser.add_argument("--out-predictions", required=True, type=Path, help="predictions.npz")
+    parser.add_argument("--out-metrics", required=True, type=Path, help="metrics.json")
+
+
+def main(args: argparse.Namespace) -> int:
+    config = json.loads(args.config.read_text())
+    predictions = predict_test_set(
+        args.dataset, config["samples"], config["val_fraction"], args.model
+    )
+    args.out_predictions.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(args.out_predictions, **predictions)
+    manifest = json.loads((args.dataset / "manifest.json").read_text())
+    scores = score(predictions, config["name"], manifest["test_set_hash"])
+    args.out_metrics.parent.mkdir(parents=True, exist_ok=True)
+    args.out_metrics.write_text(json.dumps(scores, indent=2) + "\n")
+    return 0
+
+
+def predict_test_set(
+    dataset_dir: Path, samples: int, val_fraction: float, model_path: Path
+) -> dict[str, np.ndarray]:
+    """The predictions.npz arrays: predictions, truth and sample keys of the common test set."""
+    data = open_dataset(dataset_dir, columns=TABLE_COLUMNS)
+    table = data.samples
+    rows = select_version(
+        table["key_hash"].to_numpy(), table["rank"].to_numpy(), samples, val_fraction
+    ).test
+    network = keras.saving.load_model(model_path, compile=False)
+    batches = ImageBatches(data.images, rows, None, PREDICTION_BATCH)
+    predicted = network.predict(batches, verbose=0) if len(rows) else np.zeros((0, 3))
+    test = table.iloc[rows]
+    return {
+        "test_predictions": np.asarray(predicted, dtype=np.float32),
+        "test_true": data.labels[rows],
+        "key_hash": test["key_hash"].to_numpy(np.uint64),
+        "event": test["event"].to_numpy(np.int64),
+        "match_id": test["match_id"].to_numpy(np.int64),
+        "basename": test["basename"].to_numpy(str),
+        "energy_mev": test["energy_mev"].to_numpy(np.float32),
+        "nu_energy_mev": test["nu_energy_mev"].to_numpy(np.float32),
+        "nu_dir": test[NU_DIR_COLUMNS].to_numpy(np.float32),
+    }
+
+
+def score(predictions: dict[str, np.ndarray], version: str, test_set_hash: str) -> dict[str, Any]:
+    """metrics.json: the summary and per-energy statistics of the test-set angular errors.
+
+    Empty energy bins have no statistics; they are written as null (JSON has no NaN).
+    """
+    errors = metrics.angular_error_deg(predictions["test_predictions"], predictions["test_true"])
+    result = {
+        "version": version,
+        "test_set_hash": test_set_hash,
+        **metrics.summarize(errors),
+        "by_energy": metrics.by_energy(errors, predictions["energy_mev"]),
+    }
+    return _finite_or_null(result)
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_null(v) for v in value]
+    return value

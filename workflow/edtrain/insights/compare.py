@@ -1,0 +1,151 @@
+"""Which versions can be compared, and by how much they differ.
+
+A version is described by three primary factors (architecture, training samples, loss) and
+its remaining training settings. A pair that differs in one primary factor isolates that
+factor's effect; any other setting that also differs is listed with the comparison so a
+confounded difference is never presented as a clean one.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edtrain.insights.runs import Run, samples_label
+from edtrain.stats import Interval, bootstrap_difference, mean_stat
+
+PRIMARY = ("architecture", "samples", "loss")
+# Keys that identify or place a run rather than change what it learns.
+_NOT_SETTINGS = {"name", "description", "seed", "dataset", "scaling", "require_gpu", "imported"}
+
+
+def primary_factors(run: Run) -> dict[str, Any]:
+    model = run.config.get("model") or {}
+    return {
+        "architecture": json.dumps(model, sort_keys=True),
+        "samples": run.samples,
+        "loss": run.loss,
+    }
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(value, dict):
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for key, sub in value.items():
+        out |= _flatten(sub, f"{prefix}.{key}" if prefix else key)
+    return out
+
+
+def other_settings(run: Run) -> dict[str, Any]:
+    """Training settings besides the primary factors; a search that never ran changes nothing."""
+    config = {
+        k: v
+        for k, v in run.config.items()
+        if k not in _NOT_SETTINGS and k not in {"model", "samples", "loss", "hyperopt"}
+    }
+    hyperopt = run.config.get("hyperopt") or {}
+    if hyperopt.get("ran"):
+        config["hyperopt"] = hyperopt.get("best_params", "ran")
+    return _flatten(config)
+
+
+def describe_factor(factor: str, run: Run) -> str:
+    return {
+        "architecture": run.architecture,
+        "samples": samples_label(run.samples),
+        "loss": run.loss,
+    }[factor]
+
+
+def aligned_errors(a: Run, b: Run) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """Both versions' errors, row-aligned and flagged paired when scored on the same samples."""
+    ea, eb = a.errors, b.errors
+    if ea is None or eb is None:
+        return None
+    if (
+        a.test_set != b.test_set
+        or "key_hash" not in a.predictions
+        or "key_hash" not in b.predictions
+    ):
+        return ea, eb, False
+    ka, kb = a.predictions["key_hash"], b.predictions["key_hash"]
+    ia, ib = np.argsort(ka, kind="stable"), np.argsort(kb, kind="stable")
+    if ka.shape != kb.shape or not np.array_equal(ka[ia], kb[ib]):
+        return ea, eb, False
+    return ea[ia], eb[ib], True
+
+
+def mean_difference(a: Run, b: Run, n_boot: int, seed: int) -> Interval | None:
+    """95 % interval of mean(a) − mean(b); paired on a common test set; None without predictions."""
+    aligned = aligned_errors(a, b)
+    if aligned is None:
+        return None
+    ea, eb, paired = aligned
+    return bootstrap_difference(ea, eb, mean_stat, paired=paired, n_boot=n_boot, seed=seed)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """version − reference in mean error; factor None means a repeat (no primary factor differs)."""
+
+    version: str
+    reference: str
+    factor: str | None
+    change: str
+    delta: float
+    interval: Interval | None
+    also: list[str] = field(default_factory=list)
+    confounded_by: list[str] = field(default_factory=list)
+
+    @property
+    def significant(self) -> bool | None:
+        return None if self.interval is None else self.interval.excludes_zero
+
+
+def compare(
+    version: Run, reference: Run, means: dict[str, float], n_boot: int, seed: int
+) -> Comparison:
+    """The difference version − reference with everything else that differs between them."""
+    fv, fr = primary_factors(version), primary_factors(reference)
+    differing = [f for f in PRIMARY if fv[f] != fr[f]]
+    sv, sr = other_settings(version), other_settings(reference)
+    also = [
+        f"{k} {sr.get(k)}→{sv.get(k)}" for k in sorted(set(sv) | set(sr)) if sv.get(k) != sr.get(k)
+    ]
+    factor = differing[0] if differing else None
+    change = (
+        f"{describe_factor(factor, reference)} → {describe_factor(factor, version)}"
+        if factor
+        else "repeat"
+    )
+    return Comparison(
+        version=version.name,
+        reference=reference.name,
+        factor=factor,
+        change=change,
+        delta=means[version.name] - means[reference.name],
+        interval=mean_difference(version, reference, n_boot, seed),
+        also=also,
+        confounded_by=[
+            f"{f} {describe_factor(f, reference)}→{describe_factor(f, version)}"
+            for f in differing[1:]
+        ],
+    )
+
+
+def controlled_pairs(
+    runs: list[Run], means: dict[str, float], n_boot: int, seed: int
+) -> list[Comparison]:
+    """Every scored pair differing in at most one primary factor (later version vs earlier)."""
+    scored = [r for r in runs if np.isfinite(means.get(r.name, np.nan))]
+    out = []
+    for ref, ver in itertools.combinations(scored, 2):
+        fr, fv = primary_factors(ref), primary_factors(ver)
+        if sum(fr[f] != fv[f] for f in PRIMARY) <= 1:
+            out.append(compare(ver, ref, means, n_boot, seed))
+    return out

@@ -1,0 +1,91 @@
+"""The predecessor's three-branch CNN, with the input normalization inside the model.
+
+One input of shape (3, 128, 32) (planes U, V, X, raw ADC, exactly as stored in the dataset's
+images.npy) is normalized by a layer and split into three (128, 32, 1) branches, so a saved
+model.keras predicts on raw images and nobody has to remember the preprocessing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import layers, ops
+
+PLANES = ("U", "V", "X")
+IMAGE_SHAPE = (len(PLANES), 128, 32)
+NORMALIZATIONS = ("none", "log1p", "scale")
+
+
+@keras.saving.register_keras_serializable(package="edtrain")
+class AdcNormalization(layers.Layer):
+    """Raw ADC → network input: ``none``, ``log1p`` (sign-preserving) or ``scale`` (x / scale)."""
+
+    def __init__(self, mode: str = "none", scale: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalization {mode!r}; valid: {', '.join(NORMALIZATIONS)}")
+        if mode == "scale" and not scale > 0:
+            raise ValueError(f"normalization scale must be positive, got {scale}")
+        self.mode = mode
+        self.scale = float(scale)
+
+    def call(self, x):
+        x = ops.cast(x, self.compute_dtype)
+        if self.mode == "log1p":
+            return ops.sign(x) * ops.log1p(ops.abs(x))
+        if self.mode == "scale":
+            return x / self.scale
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode, "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="edtrain")
+class PlaneSlice(layers.Layer):
+    """One plane of a (batch, 3, H, W) tensor as a channels-last (batch, H, W, 1) image."""
+
+    def __init__(self, plane: int, **kwargs):
+        super().__init__(**kwargs)
+        self.plane = int(plane)
+
+    def call(self, x):
+        return ops.expand_dims(x[:, self.plane], axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "plane": self.plane}
+
+
+def _branch(x, name: str, cfg: dict[str, Any]):
+    """L × [Conv2D(F·growth^i) → MaxPool 2×2 → BatchNorm], then Flatten."""
+    for i in range(cfg["conv_layers"]):
+        filters = round(cfg["filters"] * cfg["filter_growth"] ** i)
+        x = layers.Conv2D(
+            filters, cfg["kernel_size"], padding="same", activation="relu", name=f"{name}_conv{i}"
+        )(x)
+        x = layers.MaxPooling2D(2, name=f"{name}_pool{i}")(x)
+        if cfg["batch_norm"]:
+            x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+    return layers.Flatten(name=f"{name}_flat")(x)
+
+
+def build_model(model_cfg: dict[str, Any], input_cfg: dict[str, Any]) -> keras.Model:
+    """The three-branch CNN of the resolved config's ``model`` and ``input`` blocks.
+
+    The output is an unnormalized 3-vector in float32 (also under mixed precision, so the
+    losses see full-precision directions).
+    """
+    images = keras.Input(IMAGE_SHAPE, name="images")
+    x = AdcNormalization(
+        input_cfg.get("normalization", "none"), input_cfg.get("scale", 1.0), name="normalize"
+    )(images)
+    branches = [
+        _branch(PlaneSlice(i, name=f"plane_{p}")(x), p, model_cfg) for i, p in enumerate(PLANES)
+    ]
+    x = layers.Concatenate(name="planes")(branches)
+    for i in range(model_cfg["dense_layers"]):
+        x = layers.Dense(model_cfg["dense_units"], activation="relu", name=f"dense{i}")(x)
+        x = layers.Dropout(model_cfg["dropout"], name=f"dropout{i}")(x)
+    direction = layers.Dense(3, dtype="float32", name="direction")(x)
+    return keras.Model(images, direction, name="three_plane_cnn")

@@ -1,0 +1,195 @@
+"""The ``train`` command: one version's model, history and training record.
+
+Everything written while training (best checkpoint, history, backups, resume state) lives in
+the state directory, outside Snakemake's declared outputs, because Snakemake deletes the
+outputs of a failed job before rerunning it. The outputs are written once at the end, the
+record (training.json) last. Exit status: 0 for ``ok`` and ``nan`` (stopped cleanly on a
+non-finite loss, best finite weights kept), 1 for ``failed`` (no finite model: no model.keras,
+but training.json still written, with a copy in the state directory that survives Snakemake's
+cleanup of a failed job), 2 when ``require_gpu`` is set and no GPU is visible (nothing written:
+a placement problem to retry elsewhere, not a result).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import pandas as pd
+
+import edtrain
+from edtrain import callbacks as cb
+from edtrain.angular_metrics import angular_metrics
+from edtrain.device import NoGpuError, describe_device, require_gpu
+from edtrain.losses import get_loss
+from edtrain.model import build_model
+from edtrain.pipeline import ImageBatches, open_dataset
+from edtrain.splits import select_version
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SPLIT_COLUMNS = ["key_hash", "rank", "label_x", "label_y", "label_z"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", required=True, type=Path, help="assembled dataset directory")
+    parser.add_argument("--config", required=True, type=Path, help="resolved version config.json")
+    parser.add_argument("--out-dir", required=True, type=Path, help="results/<version>")
+    parser.add_argument(
+        "--state-dir", required=True, type=Path, help="resumable state, e.g. .state/<version>"
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    config = json.loads(args.config.read_text())
+    try:
+        record = train(args.dataset, config, args.out_dir, args.state_dir)
+    except NoGpuError as err:
+        log.error("%s", err)
+        return 2
+    log.info("training %s: %s", config.get("name"), json.dumps(record))
+    return 1 if record["status"] == "failed" else 0
+
+
+def build_optimizer(
+    cfg: dict[str, Any], batch_size: int, lr_reference_batch: int | None = None
+) -> keras.optimizers.Optimizer:
+    """The configured optimizer; with a reference batch, the LR scales by batch/reference."""
+    kind = cfg.get("type", "adam")
+    lr = cfg["learning_rate"] * (batch_size / lr_reference_batch if lr_reference_batch else 1.0)
+    common = {"learning_rate": lr, "clipnorm": cfg.get("clipnorm")}
+    weight_decay = cfg.get("weight_decay") or None
+    if kind == "adam":
+        return keras.optimizers.Adam(weight_decay=weight_decay, **common)
+    if kind == "adamw":
+        return keras.optimizers.AdamW(weight_decay=weight_decay or 0.0, **common)
+    if kind == "sgd":
+        return keras.optimizers.SGD(weight_decay=weight_decay, **common)
+    raise ValueError(f"unknown optimizer {kind!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
+
+
+def _prepare_state_dir(state_dir: Path) -> None:
+    """Keep the state for a resume; without a backup, clear leftovers of a finished run."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    if (state_dir / cb.BACKUP_DIR).exists():
+        return
+    for name in (cb.BEST_CHECKPOINT, cb.HISTORY, cb.RESUME_STATE):
+        (state_dir / name).unlink(missing_ok=True)
+
+
+def _compiled_model(config: dict[str, Any]) -> keras.Model:
+    perf = config.get("performance", {})
+    model = build_model(config["model"], config.get("input", {}))
+    model.compile(
+        optimizer=build_optimizer(
+            config["optimizer"], config["batch_size"], perf.get("lr_reference_batch")
+        ),
+        loss=get_loss(config["loss"]),
+        metrics=angular_metrics(),
+        jit_compile=perf.get("jit_compile", "auto"),
+        steps_per_execution=perf.get("steps_per_execution", 1),
+    )
+    return model
+
+
+def _write_history(state_dir: Path, out_dir: Path) -> int:
+    """Copy the CSV history (one row per epoch: a resumed epoch may be logged twice)."""
+    source = state_dir / cb.HISTORY
+    if not source.exists() or source.stat().st_size == 0:
+        (out_dir / cb.HISTORY).write_text("epoch,loss,val_loss\n")
+        return 0
+    history = pd.read_csv(source).drop_duplicates("epoch", keep="last").sort_values("epoch")
+    history.to_csv(out_dir / cb.HISTORY, index=False)
+    return len(history)
+
+
+def train(
+    dataset_dir: Path,
+    config: dict[str, Any],
+    out_dir: Path,
+    state_dir: Path,
+    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+) -> dict[str, Any]:
+    """Train one version, resuming from ``state_dir`` if a backup is there; returns the record.
+
+    ``extra_callbacks`` run before the built-in ones (e.g. a hyperparameter-search pruner).
+    """
+    if config.get("require_gpu"):
+        require_gpu()
+    perf = config.get("performance", {})
+    keras.mixed_precision.set_global_policy(perf.get("precision", "float32"))
+    keras.utils.set_random_seed(config["seed"])
+    data = open_dataset(dataset_dir, columns=SPLIT_COLUMNS)
+    selection = select_version(
+        data.samples["key_hash"].to_numpy(),
+        data.samples["rank"].to_numpy(),
+        config["samples"],
+        config["val_fraction"],
+    )
+    labels, batch_size, workers = data.labels, config["batch_size"], perf.get("workers", 2)
+    train_batches = ImageBatches(
+        data.images, selection.train, labels, batch_size, seed=config["seed"], workers=workers
+    )
+    val_batches = ImageBatches(data.images, selection.val, labels, batch_size, workers=workers)
+    model = _compiled_model(config)
+    _prepare_state_dir(state_dir)
+    train_batches.set_epoch(cb.completed_epochs(state_dir / cb.BACKUP_DIR))
+    callbacks, nan_guard, resume = cb.build_callbacks(config, state_dir, train_batches)
+
+    start = time.monotonic()
+    model.fit(
+        train_batches,
+        validation_data=val_batches,
+        epochs=config["max_epochs"],
+        shuffle=False,  # ImageBatches shuffles, reproducibly (see edtrain.pipeline)
+        callbacks=[*extra_callbacks, *callbacks],
+        verbose=2,
+    )
+    wall_s = time.monotonic() - start
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = _finish(state_dir, out_dir, nan_guard, resume)
+    record |= {
+        "wall_s": round(wall_s, 3),
+        "dataset_hash": data.manifest.get("dataset_hash"),
+        "n_train": len(selection.train),
+        "n_val": len(selection.val),
+        "samples_requested": selection.requested,
+        "samples_capped": selection.capped,
+        "seed": config["seed"],
+        "edtrain_version": edtrain.__version__,
+        "backend": keras.backend.backend(),
+        "precision": keras.mixed_precision.global_policy().name,
+    }
+    text = json.dumps(record, indent=2) + "\n"
+    (state_dir / "training.json").write_text(text)
+    (out_dir / "training.json").write_text(text)
+    return record
+
+
+def _finish(
+    state_dir: Path, out_dir: Path, nan_guard: cb.NanGuard, resume: cb.ResumeState
+) -> dict[str, Any]:
+    """Copy the best model and the history out; the outcome part of the record."""
+    best = resume.checkpoint.best
+    finite = best is not None and math.isfinite(best)
+    if finite:
+        shutil.copyfile(state_dir / cb.BEST_CHECKPOINT, out_dir / "model.keras")
+    return {
+        "status": "failed" if not finite else "nan" if nan_guard.nan_epoch is not None else "ok",
+        "device": describe_device(),
+        "epochs_run": _write_history(state_dir, out_dir),
+        "best_epoch": resume.early_stopping.best_epoch + 1 if finite else None,
+        "nan_epoch": None if nan_guard.nan_epoch is None else nan_guard.nan_epoch + 1,
+        "resumed_from_epoch": resume.resumed_epoch,
+        "best_val_loss": float(best) if finite else None,
+    }

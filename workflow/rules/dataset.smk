@@ -1,0 +1,42 @@
+# One dataset per data source: independent chunk jobs index and select samples, one job
+# assembles them (common hash-based test set, pool ranks) into results/datasets/<source>/.
+
+
+rule chunk:
+    input:
+        data_inputs,
+    output:
+        temp(directory(f"{CHUNK_DIR}/{{chunk}}")),
+    log:
+        f"logs/dataset/{dataset_name(config)}_chunk{{chunk}}.log",
+    params:
+        inputs=chunk_inputs(config),
+        chunks=config["data"]["chunks"],
+        selection=chunk_flags(config),
+        strict=strict_flag(config),
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "edtrain chunk --inputs {params.inputs:q} --chunk {wildcards.chunk}"
+        " --chunks {params.chunks} --out {output} {params.selection} {params.strict}"
+        " > {log} 2>&1"
+
+
+rule assemble:
+    input:
+        chunk_dirs(),
+    output:
+        images=f"{DATASET}/images.npy",
+        samples=f"{DATASET}/samples.parquet",
+        manifest=f"{DATASET}/manifest.json",
+    log:
+        f"logs/dataset/{dataset_name(config)}_assemble.log",
+    params:
+        out=subpath(output.manifest, parent=True),
+        test_fraction=config["data"]["test_fraction"],
+        strict=strict_flag(config),
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "edtrain assemble --chunks {input:q} --out {params.out}"
+        " --test-fraction {params.test_fraction} {params.strict} > {log} 2>&1"

@@ -1,0 +1,23 @@
+# Per version: predictions on the common test set and their angular-error metrics.
+
+
+rule predict:
+    input:
+        images=f"{DATASET}/images.npy",
+        samples=f"{DATASET}/samples.parquet",
+        manifest=f"{DATASET}/manifest.json",
+        config=f"{RESULTS}/{{version}}/config.json",
+        model=f"{RESULTS}/{{version}}/model.keras",
+    output:
+        predictions=f"{RESULTS}/{{version}}/predictions.npz",
+        metrics=f"{RESULTS}/{{version}}/metrics.json",
+    log:
+        "logs/evaluate/{version}.log",
+    params:
+        dataset=subpath(input.manifest, parent=True),
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "edtrain predict --dataset {params.dataset} --config {input.config}"
+        " --model {input.model} --out-predictions {output.predictions}"
+        " --out-metrics {output.metrics} > {log} 2>&1"

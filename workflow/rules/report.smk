@@ -1,0 +1,39 @@
+# Across versions: insights.md (the seed's structure), summary.csv, energy.csv and plots.
+
+
+rule insights:
+    input:
+        configs=expand(f"{RESULTS}/{{version}}/config.json", version=RUN_VERSIONS),
+        records=expand(f"{RESULTS}/{{version}}/training.json", version=RUN_VERSIONS),
+        histories=expand(f"{RESULTS}/{{version}}/history.csv", version=RUN_VERSIONS),
+        predictions=expand(f"{RESULTS}/{{version}}/predictions.npz", version=RUN_VERSIONS),
+        metrics=expand(f"{RESULTS}/{{version}}/metrics.json", version=RUN_VERSIONS),
+    output:
+        md=report(
+            f"{RESULTS}/insights.md",
+            caption="../report/insights.rst",
+            category="Insights",
+        ),
+        summary=report(
+            f"{RESULTS}/summary.csv",
+            caption="../report/summary.rst",
+            category="Insights",
+        ),
+        energy=f"{RESULTS}/energy.csv",
+        plots=report(
+            directory(f"{RESULTS}/plots"),
+            patterns=["{name}.png"],
+            caption="../report/plots.rst",
+            category="Plots",
+        ),
+    log:
+        "logs/report/insights.log",
+    params:
+        results_dir=subpath(output.md, parent=True),
+        versions=RUN_VERSIONS,
+    conda:
+        "../../envs/cpu.yaml"
+    shell:
+        "edtrain insights --results-dir {params.results_dir} --versions {params.versions}"
+        " --out-md {output.md} --out-csv {output.summary} --energy-csv {output.energy}"
+        " --plots-dir {output.plots} > {log} 2>&1"
