@@ -196,6 +196,13 @@ def test_cuts_are_applied_and_recorded(tmp_path):
     }
 
 
+def _row_key(path, row):
+    """(event, match_id) of one metadata row of a plane file."""
+    with np.load(path) as f:
+        meta = f["metadata"][row]
+    return int(meta[col.EVENT]), int(meta[col.MATCH_ID])
+
+
 def _damage(prod, extra):
     """Damage a production in every listed way; returns {path: reason fragment} and bad rows."""
     b = {i: _basename(i) for i in range(12)}
@@ -216,10 +223,10 @@ def _damage(prod, extra):
     with np.load(u(4)) as f:
         images, meta = f["images"], f["metadata"]
     write_plane_npz(u(4), images, meta[:, :13])
-    with np.load(x(5)) as f:  # row-level: one matched sample with NaN pixels, one with p = 0
+    with np.load(x(5)) as f:  # row-level: one matched sample with an inf pixel, one with p = 0
         images, meta = f["images"].copy(), f["metadata"].copy()
     main = np.flatnonzero((meta[:, col.IS_MAIN_TRACK] == 1) & (meta[:, col.MATCH_ID] != 50))
-    images[main[0], 50, 15] = np.nan
+    images[main[0], 50, 15] = np.inf
     meta[main[1], col.MOM] = 0
     write_plane_npz(x(5), images, meta)
     with np.load(u(6)) as f:  # a U row repeats a key: the match is ambiguous
@@ -242,17 +249,11 @@ def _damage(prod, extra):
     }
     keys = (meta[dup, col.EVENT], meta[dup, col.MATCH_ID])
     rows = {
-        (b[5], *images_key(x(5), main[0])): "non-finite pixels",
-        (b[5], *images_key(x(5), main[1])): "zero momentum",
+        (b[5], *_row_key(x(5), main[0])): "non-finite pixels",
+        (b[5], *_row_key(x(5), main[1])): "zero momentum",
         (b[6], int(keys[0]), int(keys[1])): "duplicate key",
     }
     return files, rows
-
-
-def images_key(path, row):
-    with np.load(path) as f:
-        meta = f["metadata"][row]
-    return int(meta[col.EVENT]), int(meta[col.MATCH_ID])
 
 
 def test_damaged_production_names_every_bad_file_and_keeps_good_samples(tmp_path, capsys):

@@ -65,15 +65,22 @@ def test_plane_id_column_must_match_the_file(tmp_path):
         extract(source, Cuts())
 
 
-def test_pixels_beyond_float16_are_skipped_not_stored_as_inf(tmp_path):
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (7e4, "pixel beyond the float16 range in the V plane"),
+        (-7e4, "pixel beyond the float16 range in the V plane"),
+        (np.nan, "non-finite pixels in the V plane"),
+        (-np.inf, "non-finite pixels in the V plane"),
+    ],
+)
+def test_unstorable_pixels_skip_the_sample_with_a_reason(tmp_path, value, reason):
     for p in col.PLANES:
-        _touch(tmp_path / f"a_plane{p}.npz", p, value=7e4 if p == "U" else 1.0)
+        _touch(tmp_path / f"a_plane{p}.npz", p, value=value if p == "V" else 1.0)
     (source,), _ = discover([str(tmp_path)])
     found = extract(source, Cuts())
-    assert len(found.images) == 0
-    assert {r.reason for r in found.skipped_rows} == {
-        "pixel beyond the float16 range in the U plane"
-    }
+    assert len(found.images) == 0 and found.counts["samples"] == 0
+    assert {r.reason for r in found.skipped_rows} == {reason}
 
 
 @pytest.mark.parametrize("direct", [True, False])

@@ -116,11 +116,8 @@ class ResumeState(keras.callbacks.Callback):
         state = json.loads(self.path.read_text())[str(self.resumed_epoch)]
         es, rlr = self.early_stopping, self.reduce_lr
         es.wait, es.best, es.best_epoch = state["es_wait"], state["best"], state["best_epoch"]
-        rlr.wait, rlr.best, rlr.cooldown_counter = (
-            state["rlr_wait"],
-            state["rlr_best"],
-            state["rlr_cooldown"],
-        )
+        rlr.wait, rlr.best = state["rlr_wait"], state["rlr_best"]
+        rlr.cooldown_counter = state["rlr_cooldown"]
         self.checkpoint.best = state["best"]
         self.nan_guard.nan_epoch = state["nan_epoch"]
         if es.restore_best_weights and Path(self.checkpoint.filepath).exists():

@@ -101,6 +101,17 @@ def _compiled_model(config: dict[str, Any]) -> keras.Model:
     return model
 
 
+def _build_loss_and_metrics(model: keras.Model, batches: ImageBatches) -> None:
+    """Build the compiled loss and metrics on one batch, outside ``fit``.
+
+    Otherwise ``fit`` draws a batch from the running data workers to build them, and on the
+    JAX backend the first epoch then starts one batch late, so a resumed run would not see
+    the batches an uninterrupted one saw. Evaluating changes no weights or RNG state.
+    """
+    x, y = batches[0]
+    model.evaluate(x, y, batch_size=len(x), verbose=0)
+
+
 def _write_history(state_dir: Path, out_dir: Path) -> int:
     """Copy the CSV history (one row per epoch: a resumed epoch may be logged twice)."""
     source = state_dir / cb.HISTORY
@@ -141,6 +152,7 @@ def train(
     )
     val_batches = ImageBatches(data.images, selection.val, labels, batch_size, workers=workers)
     model = _compiled_model(config)
+    _build_loss_and_metrics(model, train_batches)
     _prepare_state_dir(state_dir)
     train_batches.set_epoch(cb.completed_epochs(state_dir / cb.BACKUP_DIR))
     callbacks, nan_guard, resume = cb.build_callbacks(config, state_dir, train_batches)
