@@ -178,14 +178,6 @@ def test_scaling_never_shrinks_below_a_trainable_size(config: dict[str, Any]) ->
     assert tiny["model"]["filters"] >= 4 and tiny["model"]["dense_units"] >= 4
 
 
-def test_hyperopt_warnings_name_each_requested_search(config: dict[str, Any]) -> None:
-    warnings = edconfig.hyperopt_warnings(config)
-    assert [w.split(":")[0] for w in warnings] == ["v11", "v13"]
-    assert all("NOT run" in w for w in warnings)
-    only_v12 = {**config, "run_versions": ["v12"]}
-    assert edconfig.hyperopt_warnings(only_v12) == []
-
-
 def test_run_versions_selects_and_checks(config: dict[str, Any]) -> None:
     assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 15)]
     assert edconfig.run_versions({**config, "run_versions": ["v12", "v7"]}) == ["v12", "v7"]
