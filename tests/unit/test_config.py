@@ -130,7 +130,7 @@ def test_resolved_config_has_the_documented_keys(config: dict[str, Any]) -> None
     assert set(resolved) == {
         "name", "description", "samples", "val_fraction", "model", "input", "loss",
         "optimizer", "callbacks", "max_epochs", "batch_size", "seed", "require_gpu",
-        "hyperopt", "scaling", "dataset",
+        "performance", "hyperopt", "scaling", "dataset",
     }  # fmt: skip
     assert resolved["name"] == "v12"
     assert resolved["seed"] == 12
