@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.edtrain-installed
 PYTHON ?= python3
+# The rules call the `edtrain` command: put the environment's bin/ first, as activating it would.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: demo test lint dryrun clean-demo
 
