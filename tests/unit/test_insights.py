@@ -164,3 +164,16 @@ def test_all_plots_written_and_not_blank(out):
     for name in PLOT_FILES:
         image = imread(out / "plots" / name)
         assert image.shape[0] > 200 and image.std() > 0.05, name
+
+
+def test_hyperopt_cells_say_what_ran_and_what_was_asked() -> None:
+    from edtrain.insights.text import params_cell, trials_cell
+
+    asked = {"enabled": True, "ran": False, "rounds": 4, "trials_per_round": 5}
+    assert trials_cell(asked) == "20 requested"
+    ran = {**asked, "ran": True, "n_trials": 20, "n_failed": 2}
+    assert trials_cell(ran) == "20 (2 failed)"
+    assert trials_cell({"enabled": False}) == "—"
+    assert params_cell({"model.filters": 64, "optimizer.learning_rate": 0.000123}) == (
+        "model.filters = 64, optimizer.learning_rate = 0.000123"
+    )

@@ -318,7 +318,19 @@ def trials_cell(h: dict) -> str:
     if h.get("ran"):
         failed = f" ({h['n_failed']} failed)" if h.get("n_failed") else ""
         return f"{h.get('n_trials', '?')}{failed}"
-    return f"{h['trials']} requested" if h.get("enabled") and "trials" in h else "—"
+    if h.get("enabled") and "rounds" in h and "trials_per_round" in h:
+        return f"{h['rounds'] * h['trials_per_round']} requested"
+    return "—"
+
+
+def params_cell(best: dict | None) -> str:
+    """Best parameters as `name = value` pairs, floats to 3 significant digits."""
+    if not best:
+        return "—"
+    return ", ".join(
+        f"{name} = {value:.3g}" if isinstance(value, float) else f"{name} = {value}"
+        for name, value in best.items()
+    )
 
 
 def hyperopt_section(r: Report) -> list[str]:
@@ -339,7 +351,7 @@ def hyperopt_section(r: Report) -> list[str]:
             f"| {run.name} | {'yes' if requested else 'no'} | "
             f"{'yes' if ran else ('**NO**' if requested else 'no')} | "
             f"{trials_cell(h)} | "
-            f"{best if best else '—'} |"
+            f"{params_cell(best)} |"
         )
     if not_run:
         lines += [
