@@ -285,3 +285,8 @@ def test_write_resolved_round_trips(config: dict[str, Any], tmp_path: Path) -> N
     assert json.loads((tmp_path / "config.json").read_text()) == resolved
     assert "scaled (demo)" in (tmp_path / "log").read_text()
     assert "hyperopt ran: False" in (tmp_path / "log").read_text()
+
+
+def test_all_versions_come_in_natural_order_whatever_the_layering(config: dict[str, Any]) -> None:
+    layered = {**config, "versions": {"v13": {}, "v11": {}, **config["versions"]}}
+    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 15)]

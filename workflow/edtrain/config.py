@@ -15,6 +15,7 @@ import copy
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,9 +50,14 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
+def version_order(name: str) -> tuple[Any, ...]:
+    """Natural order (v7 before v10): layered config files do not keep declaration order."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
 def run_versions(config: Mapping[str, Any]) -> list[str]:
     """The versions `rule all` builds: ``run_versions`` if given, else every declared one."""
-    declared = list(config["versions"])
+    declared = sorted(config["versions"], key=version_order)
     chosen = config.get("run_versions", "all")
     if chosen == "all":
         return declared

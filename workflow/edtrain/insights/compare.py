@@ -42,7 +42,10 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def other_settings(run: Run) -> dict[str, Any]:
-    """Training settings besides the primary factors; a search that never ran changes nothing."""
+    """Training settings besides the primary factors.
+
+    A search that ran already shows in the settings it chose; only the fact is added here.
+    """
     config = {
         k: v
         for k, v in run.config.items()
@@ -50,7 +53,7 @@ def other_settings(run: Run) -> dict[str, Any]:
     }
     hyperopt = run.config.get("hyperopt") or {}
     if hyperopt.get("ran"):
-        config["hyperopt"] = hyperopt.get("best_params", "ran")
+        config["hyperopt"] = "searched"
     return _flatten(config)
 
 

@@ -111,7 +111,7 @@ def draw_gallery(production: Path, out: Path, n_events: int) -> int:
             ax.set_ylabel("sample", fontsize=7)
             ax.tick_params(labelsize=6)
     fig.suptitle(f"true direction (red), flip convention: {convention}", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.985))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     return len(panels)
