@@ -12,9 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
+
+from edtrain.metrics import angular_error_deg, summarize
+from edtrain.plots import PLOT_FILES
 
 REPO = Path(__file__).resolve().parents[2]
 VERSION_FILES = [
@@ -84,5 +88,19 @@ def test_scenario_runs_end_to_end(snakemake, rundir: Path, layer: str) -> None:
     if "v11" in versions:  # a requested search that did not run must be visible
         assert "hyperopt" in insights.lower()
 
+    for version in versions:  # metrics.json is the summary of the saved predictions
+        saved = np.load(results / version / "predictions.npz")
+        errors = angular_error_deg(saved["test_predictions"], saved["test_true"])
+        metrics = json.loads((results / version / "metrics.json").read_text())
+        for key, value in summarize(errors).items():
+            assert metrics[key] == pytest.approx(value, rel=1e-6), (version, key)
+
     again = snakemake("-n", "--configfile", f"config/{layer}")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout, again.stdout
+
+    if layer == "test/synthetic.yaml":  # the HTML report bundles every figure
+        built = snakemake("--configfile", f"config/{layer}", "--report", "report.html")
+        assert built.returncode == 0, built.stdout
+        html = (rundir / "report.html").read_text()
+        for name in [*PLOT_FILES, "gallery.png"]:
+            assert name in html, name
