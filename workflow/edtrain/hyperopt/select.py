@@ -126,7 +126,11 @@ def plot_params(
         ax.set_ylabel(objective)
     for ax in axes.flat[len(space_) :]:
         ax.set_visible(False)
-    fig.tight_layout()
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", fontsize=8, ncols=len(labels))
+    title = f"{objective} (lower is better) against each searched parameter"
+    fig.suptitle(title, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     fig.savefig(path, dpi=120)
 
 
