@@ -21,6 +21,17 @@ WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "envs", "pyproj
 Snakemake = Callable[..., subprocess.CompletedProcess[str]]
 
 
+def snakemake_env() -> dict[str, str]:
+    """The environment of a Snakemake run: this interpreter's `edtrain` first on PATH."""
+    bindir = str(Path(sys.executable).parent)
+    return {
+        **os.environ,
+        "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
+        # the HTCondor bindings warn on import without a condor_config
+        "CONDOR_CONFIG": "/dev/null",
+    }
+
+
 @pytest.fixture
 def rundir(tmp_path: Path) -> Path:
     """A directory that looks like the checkout to Snakemake but holds only links to it."""
@@ -34,17 +45,10 @@ def snakemake(rundir: Path) -> Snakemake:
     """Run the `snakemake` CLI (profiles only apply there) in ``rundir``; stdout+stderr merged."""
 
     def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        bindir = str(Path(sys.executable).parent)
-        env = {
-            **os.environ,
-            "PATH": bindir + os.pathsep + os.environ.get("PATH", ""),
-            # the HTCondor bindings warn on import without a condor_config
-            "CONDOR_CONFIG": "/dev/null",
-        }
         return subprocess.run(
             [sys.executable, "-m", "snakemake", *args],
             cwd=rundir,
-            env=env,
+            env=snakemake_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
