@@ -198,9 +198,8 @@ def markdown(results: list[dict], args: argparse.Namespace) -> str:
     mb = 1 / 2**20
     head = (
         "| triplets | loader | processes | wall s | triplets/s | vs predecessor | CPU s "
-        "| triplets/CPU-s | vs predecessor | peak RSS MB | RSS/triplet kB | read/triplet kB |\n"
-        + "|---" * 12
-        + "|"
+        "| triplets/CPU-s | vs predecessor | peak RSS MB (chunk / assemble) | RSS/triplet kB "
+        "| read/triplet kB |\n" + "|---" * 12 + "|"
     )
     lines = [head]
     for r in results:
@@ -213,11 +212,16 @@ def markdown(results: list[dict], args: argparse.Namespace) -> str:
                 continue
             n, rss = m["triplets"], m["peak_rss_bytes"]
             wall, cpu = m["wall_s"], m["cpu_s"]
+            per_step = ""
+            if "chunk_rss_bytes" in m:
+                per_step = (
+                    f" ({m['chunk_rss_bytes'] * mb:,.0f} / {m['assemble_rss_bytes'] * mb:,.0f})"
+                )
             ratio = f"{old['wall_s'] / wall:.1f}×" if old else ""
             cpu_ratio = f"{old['cpu_s'] / cpu:.1f}×" if old else ""
             lines.append(
                 f"| {n} | {name} | {procs} | {wall:.1f} | {n / wall:,.0f} | {ratio} | {cpu:.1f} "
-                f"| {n / cpu:,.0f} | {cpu_ratio} | {rss * mb:,.0f} | {rss / n / 1e3:.1f} "
+                f"| {n / cpu:,.0f} | {cpu_ratio} | {rss * mb:,.0f}{per_step} | {rss / n / 1e3:.1f} "
                 f"| {m['bytes_read'] / n / 1e3:.0f} |"
             )
     return "\n".join(lines)

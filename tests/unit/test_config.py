@@ -251,6 +251,9 @@ def test_missing_data_directory_is_named(config: dict[str, Any], tmp_path: Path)
         edconfig.check_paths(eos)
     eos["data"]["directories"] = [str(tmp_path)]
     edconfig.check_paths(eos)
+    # an XRootD URL is for the chunk jobs to open; no mount is needed where Snakemake runs
+    eos["data"]["directories"] = ["root://eosuser.cern.ch//eos/user/e/evilla/cluster_images"]
+    edconfig.check_paths(eos)
 
 
 def test_chunk_inputs_follow_the_source(config: dict[str, Any]) -> None:

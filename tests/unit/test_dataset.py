@@ -9,6 +9,7 @@ import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from edtrain import cli, splits
 from edtrain.formats import columns as col
@@ -156,6 +157,20 @@ def test_independent_of_chunking_and_input_order(tmp_path):
     pd.testing.assert_frame_equal(t1, t4)
     assert (one / "images.npy").read_bytes() == (four / "images.npy").read_bytes()
     assert m1 == m4
+
+
+@pytest.mark.parametrize("run_rows", [4, 12])  # smaller than a basename (5 samples); two
+def test_many_small_runs_and_blocks_give_the_same_dataset(tmp_path, monkeypatch, run_rows):
+    make_production(tmp_path / "p", range(9))
+    one = build(tmp_path, "one", [tmp_path / "p"])
+    monkeypatch.setattr("edtrain.dataset.chunk.RUN_ROWS", run_rows)
+    monkeypatch.setattr("edtrain.dataset.assemble.BLOCK_ROWS", 3)
+    small = build(tmp_path, "small", [tmp_path / "p"], chunks=2)
+    t1, _, m1 = load(one)
+    t2, _, m2 = load(small)
+    pd.testing.assert_frame_equal(t1, t2)
+    assert (one / "images.npy").read_bytes() == (small / "images.npy").read_bytes()
+    assert m1 == m2
 
 
 def test_empty_chunks_assemble(tmp_path):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from edtrain.formats.npz import (
+    LocalFile,
     NpzFormatError,
-    image_bytes_touched,
     open_plane_npz,
     read_image_rows,
     read_metadata,
@@ -48,16 +48,33 @@ def test_rows_read_at_their_offsets_match_a_full_load(tmp_path):
     assert read_image_rows(plane, np.array([], dtype=int)).shape == (0, 128, 32)
 
 
-def test_bytes_touched_counts_pages_of_the_rows_only(tmp_path):
+def test_reads_two_header_windows_and_then_only_the_rows_used(tmp_path):
     images, metadata = _plane(rows=64)
     path = str(tmp_path / "a_planeV.npz")
     write_plane_npz(path, images, metadata)
-    plane = open_plane_npz(path)
+    file = LocalFile(path)
+    plane = open_plane_npz(file)
+    headers = file.bytes_read
+    assert headers <= 2 * 16 * 1024 < plane.size  # the zip directory and metadata come with them
     one_row = 128 * 32 * 4
-    touched = image_bytes_touched(plane, np.array([5, 40]))
-    assert 2 * one_row <= touched <= 2 * one_row + 2 * 4096
-    assert image_bytes_touched(plane, np.arange(64)) < plane.size
-    assert image_bytes_touched(plane, np.array([7, 7])) == image_bytes_touched(plane, [7])
+    np.testing.assert_array_equal(
+        read_image_rows(plane, np.array([41, 5, 40])), images[[41, 5, 40]]
+    )
+    assert file.bytes_read - headers == 3 * one_row
+    read_image_rows(plane, np.array([7, 7]))
+    assert file.bytes_read - headers == 4 * one_row
+    with pytest.raises(IndexError, match=r"a_planeV\.npz"):
+        read_image_rows(plane, np.array([64]))
+
+
+def test_a_file_cut_after_opening_is_an_os_error_naming_it(tmp_path):
+    path = tmp_path / "a_planeX.npz"
+    write_plane_npz(path, *_plane(rows=30))
+    plane = open_plane_npz(str(path))
+    path.write_bytes(path.read_bytes()[:4096])
+    with pytest.raises(OSError, match="truncated") as err:
+        read_image_rows(plane, np.array([20]))
+    assert err.value.filename == str(path)
 
 
 def _reason(path):

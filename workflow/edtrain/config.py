@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from edtrain.dataset.storage import is_url
+
 RESULTS = "results"
 PRODUCTION_DIR = f"{RESULTS}/production"
 # The EOS-style tree `edtrain simulate --out PRODUCTION_DIR` writes (next to production.json),
@@ -146,12 +148,13 @@ def chunk_inputs(config: Mapping[str, Any]) -> list[str]:
 
 
 def check_paths(config: Mapping[str, Any]) -> None:
-    """Fail before any job runs if the configured data folders are missing or empty."""
+    """Fail before any job runs if a configured data folder is missing."""
     data = config["data"]
     if data["source"] == "synthetic":
         return
     for i, directory in enumerate(data["directories"]):
-        if not Path(directory).is_dir():
+        # a root:// URL is checked by the chunk jobs, which name the file that fails
+        if not is_url(directory) and not Path(directory).is_dir():
             raise ConfigError(f"data.directories[{i}]: no such directory: {directory}")
 
 

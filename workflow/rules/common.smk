@@ -14,6 +14,7 @@ from edtrain.config import (
     strict_flag,
     write_resolved,
 )
+from edtrain.dataset.storage import is_url
 
 check_paths(config)
 
@@ -35,12 +36,15 @@ def chunk_dirs():
 
 
 def data_inputs(wildcards):
-    """The synthetic production's record, or the configured folders.
+    """The synthetic production's record, or the configured local folders (root:// URLs are
+    only passed to the jobs).
 
     Folders must exist, but their modification time is ignored: a touched EOS folder must not
     retrain every version. After adding files, rebuild with `--forcerun chunk`.
     """
-    return [PRODUCTION] if SYNTHETIC else [ancient(d) for d in chunk_inputs(config)]
+    if SYNTHETIC:
+        return [PRODUCTION]
+    return [ancient(d) for d in chunk_inputs(config) if not is_url(d)]
 
 
 def resolved_config(wildcards):

@@ -5,17 +5,18 @@ in one folder (nov11), or one ``U/``, ``V/``, ``X/`` subfolder per plane (curren
 basename is usable only with all three planes; anything else is reported, never dropped silently.
 A folder may instead hold cluster ROOT files (``<basename>.root``, e.g. ``*_bg_matched.root``):
 each is one basename with all three planes inside, rendered into images when read.
+Inputs are folders or ``root://`` URLs of folders (``edtrain.dataset.storage``).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from edtrain.dataset.manifest import Skip
+from edtrain.dataset.storage import Storage, storage_for
 from edtrain.formats.columns import PLANES
 from edtrain.splits import key_hash
 
@@ -32,37 +33,36 @@ class Source:
     cluster_file: str | None = None  # the ROOT file holding all three planes
 
 
-def _plane_files(root: str) -> tuple[dict[str, dict[str, list[str]]], list[Skip]]:
-    """basename -> plane -> paths, from the flat folder and any U/V/X subfolders of ``root``."""
+def _plane_files(
+    store: Storage, root: str, files: list[tuple[str, str]], per_plane: bool
+) -> tuple[dict[str, dict[str, list[str]]], list[Skip]]:
+    """basename -> plane -> paths, from the flat folder (``files``) and any U/V/X subfolders."""
     found: dict[str, dict[str, list[str]]] = {}
     skips: list[Skip] = []
-    for folder, plane_of_folder in [(root, None), *((os.path.join(root, p), p) for p in PLANES)]:
-        if not os.path.isdir(folder):
-            continue
-        for entry in os.scandir(folder):
-            match = _PLANE_FILE.match(entry.name)
-            if match is None or not entry.is_file():
+    folders = [(files, None)]
+    if per_plane:
+        folders += [(store.files(store.join(root, p)), p) for p in PLANES]
+    for listing, plane_of_folder in folders:
+        for name, path in listing:
+            match = _PLANE_FILE.match(name)
+            if match is None:
                 continue
             basename, plane = match["basename"], match["plane"]
             if plane_of_folder is not None and plane != plane_of_folder:
                 reason = f"plane {plane} file in the {plane_of_folder}/ folder"
-                skips.append(Skip(entry.path, reason, basename))
+                skips.append(Skip(path, reason, basename))
                 continue
-            found.setdefault(basename, {}).setdefault(plane, []).append(entry.path)
+            found.setdefault(basename, {}).setdefault(plane, []).append(path)
     return found, skips
 
 
-def _cluster_files(root: str) -> dict[str, str]:
-    """basename -> path of the cluster ROOT files directly in ``root``."""
-    return {
-        entry.name.removesuffix(".root"): entry.path
-        for entry in os.scandir(root)
-        if entry.name.endswith(".root") and entry.is_file()
-    }
+def _cluster_files(files: list[tuple[str, str]]) -> dict[str, str]:
+    """basename -> path of the cluster ROOT files among a folder's ``files``."""
+    return {name.removesuffix(".root"): path for name, path in files if name.endswith(".root")}
 
 
 def _npz_source(
-    root: str, basename: str, planes: dict[str, list[str]], per_plane: bool
+    store: Storage, root: str, basename: str, planes: dict[str, list[str]], per_plane: bool
 ) -> tuple[Source | None, list[Skip]]:
     """A basename's complete triplet of plane files, or the reasons it has none."""
     twice = sorted(path for p in PLANES if len(planes.get(p, [])) > 1 for path in planes[p])
@@ -71,8 +71,8 @@ def _npz_source(
     missing = [p for p in PLANES if p not in planes]
     skips = []
     for plane in missing:
-        folder = os.path.join(root, plane) if per_plane else root
-        path = os.path.join(folder, f"{basename}_plane{plane}.npz")
+        folder = store.join(root, plane) if per_plane else root
+        path = store.join(folder, f"{basename}_plane{plane}.npz")
         skips.append(Skip(path, f"missing plane file ({plane})", basename))
     if skips:
         return None, skips
@@ -93,22 +93,24 @@ def discover(inputs: list[str]) -> tuple[list[Source], list[Skip]]:
     """
     sources: dict[str, Source] = {}
     skips: list[Skip] = []
-    for root in sorted({os.path.normpath(p) for p in inputs}):
-        if not os.path.isdir(root):
+    for root in sorted({storage_for(p).normalize(p) for p in inputs}):
+        store = storage_for(root)
+        if not store.isdir(root):
             raise FileNotFoundError(f"input directory not found: {root}")
-        per_plane = any(os.path.isdir(os.path.join(root, p)) for p in PLANES)
-        found, bad = _plane_files(root)
+        files = store.files(root)
+        per_plane = any(store.isdir(store.join(root, p)) for p in PLANES)
+        found, bad = _plane_files(store, root, files, per_plane)
         skips += bad
         for basename, planes in sorted(found.items()):
             if basename in sources:
                 paths = [path for plane_paths in planes.values() for path in plane_paths]
                 skips += _duplicate(paths, basename, sources[basename])
                 continue
-            source, problems = _npz_source(root, basename, planes, per_plane)
+            source, problems = _npz_source(store, root, basename, planes, per_plane)
             skips += problems
             if source is not None:
                 sources[basename] = source
-        for basename, path in sorted(_cluster_files(root).items()):
+        for basename, path in sorted(_cluster_files(files).items()):
             if basename in sources:
                 skips += _duplicate([path], basename, sources[basename])
             else:

@@ -7,7 +7,6 @@ Planes come from three npz files (read without loading them) or from one cluster
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -19,11 +18,11 @@ from edtrain.dataset.discover import Source
 from edtrain.dataset.images import IMAGE_DTYPE
 from edtrain.dataset.manifest import SkipRow
 from edtrain.dataset.match import Cuts, match_triplets
+from edtrain.dataset.storage import open_range, storage_for
 from edtrain.formats import columns as col
 from edtrain.formats.npz import (
     NpzFormatError,
     PlaneFile,
-    image_bytes_touched,
     open_plane_npz,
     read_image_rows,
     read_metadata,
@@ -69,12 +68,12 @@ class Extracted:
 
 def _open(path: str, plane: str) -> tuple[PlaneFile, np.ndarray]:
     try:
-        handle = open_plane_npz(path)
+        handle = open_plane_npz(open_range(path))
         meta = read_metadata(handle)
     except NpzFormatError as err:
         raise BadFile(path, str(err)) from None
     except OSError as err:
-        raise BadFile(path, f"cannot read ({err.strerror})") from None
+        raise BadFile(path, f"cannot read ({err.strerror or err})") from None
     ids = meta[:, col.PLANE]
     wrong = ids != col.PLANE_ID[plane]
     if wrong.any():
@@ -162,13 +161,13 @@ class _Planes:
     path_x: str  # the file named as the samples' source
     meta: list[np.ndarray]
     readers: list[Callable[[np.ndarray], np.ndarray]]  # rows → images
-    records: Callable[[list[np.ndarray]], list[dict]]  # rows used → input records
+    records: Callable[[], list[dict]]  # input records, once the images are read
 
 
 def _npz_planes(source: Source) -> _Planes:
     opened = [_open(source.planes[p], p) for p in col.PLANES]
 
-    def records(rows: list[np.ndarray]) -> list[dict]:
+    def records() -> list[dict]:
         return [
             {
                 "path": plane.path,
@@ -176,11 +175,9 @@ def _npz_planes(source: Source) -> _Planes:
                 "rows": plane.rows,
                 "metadata_width": plane.width,
                 "metadata_sha256": hashlib.sha256(meta.tobytes()).hexdigest(),
-                "bytes_read": plane.header_bytes
-                + plane.metadata.nbytes
-                + image_bytes_touched(plane, plane_rows),
+                "bytes_read": plane.file.bytes_read,
             }
-            for (plane, meta), plane_rows in zip(opened, rows, strict=True)
+            for plane, meta in opened
         ]
 
     return _Planes(
@@ -197,7 +194,7 @@ def _cluster_planes(path: str, convention: str) -> _Planes:
     from edtrain.formats.root import read_planes
     from edtrain.imaging import render_planes
 
-    size = os.path.getsize(path)
+    size = storage_for(path).size(path)
     if size == 0:
         raise BadFile(path, "empty file (0 bytes)")
     try:
@@ -207,7 +204,7 @@ def _cluster_planes(path: str, convention: str) -> _Planes:
     rendered = [render_planes(trees, convention)[p] for p in col.PLANES]
     meta = [m for _, m in rendered]
 
-    def records(rows: list[np.ndarray]) -> list[dict]:
+    def records() -> list[dict]:
         digest = hashlib.sha256(b"".join(m.tobytes() for m in meta)).hexdigest()
         clusters = {p: len(m) for p, m in zip(col.PLANES, meta, strict=True)}
         return [{"path": path, "size": size, "rows": clusters, "metadata_sha256": digest}]
@@ -225,6 +222,7 @@ def extract(source: Source, cuts: Cuts, convention: str = "consistent") -> Extra
 
     ``convention`` is the image orientation used when rendering cluster ROOT files
     (``edtrain.imaging.FLIP_CONVENTIONS``); npz inputs were rendered when they were written.
+    Plane files are paths or root:// URLs (``edtrain.dataset.storage``).
     """
     if source.cluster_file is None:
         planes = _npz_planes(source)
@@ -233,8 +231,12 @@ def extract(source: Source, cuts: Cuts, convention: str = "consistent") -> Extra
     u, v, x = planes.meta
     match = match_triplets(u, v, x, cuts)
     rows = [match.u, match.v, match.x]
-    images, problems = _read_images(planes.readers, rows)
-    inputs = planes.records(rows)
+    try:
+        images, problems = _read_images(planes.readers, rows)
+    except OSError as err:
+        path = err.filename or planes.path_x
+        raise BadFile(path, f"cannot read image rows ({err.strerror or err})") from None
+    inputs = planes.records()
     bad = problems != ""
     dropped = np.concatenate([match.dropped, match.x[bad]]).astype(np.int64)
     reasons = np.concatenate([match.reasons, problems[bad]])
