@@ -69,7 +69,7 @@ def test_submit_descriptions_carry_the_lxplus_settings(condor_run):
         version = re.search(r"train:version=(\w+)", submit["arguments"])[1]
         samples = json.loads((rundir / f"results/{version}/config.json").read_text())["samples"]
         assert megabytes(submit["request_memory"]) == min(16000, 4000 + samples // 8)
-        assert int(submit["MY.MaxRuntime"]) == min(259200, 3600 + samples * 2 // 5)
+        assert int(submit["MY.MaxRuntime"]) == min(259200, 3600 + samples // 2)
         trained.add(version)
     assert trained == {"v7", "v11"}
 

@@ -57,3 +57,15 @@ def test_a_failing_job_fails_the_run(tmp_path, condor_snakemake):
     assert "completed but failed with ExitCode 1" in result.stderr
     (err,) = (tmp_path / ".snakemake/htcondor/broken").glob("*.err")
     assert "exit status 3" in err.read_text()
+
+
+def test_storage_plugin_prefix_kills_jobs_without_a_wrapper(tmp_path, condor_snakemake):
+    """The plugin defect the condor profile's job wrapper exists for is reproduced here."""
+    (tmp_path / "Snakefile").write_text(SNAKEFILE)
+    result = condor_snakemake(["a.txt", *ARGS], tmp_path, storage_plugin=True)
+    assert result.returncode != 0
+    (submit,) = [json.loads(line) for line in (tmp_path / ".fakecondor/submits.jsonl").open()]
+    # the plugin takes `pip` for the Python to strip: the job runs `python install ...`
+    assert submit["arguments"].startswith("install --target ")
+    (err,) = (tmp_path / ".snakemake/htcondor/a").glob("*.err")
+    assert "can't open file" in err.read_text()

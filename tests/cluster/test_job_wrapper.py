@@ -63,11 +63,22 @@ def test_lcg_sources_the_view_first(tmp_path):
     assert result.stdout.strip() == snakemake.__version__
 
 
-def test_without_a_view_the_default_is_the_submitting_python(tmp_path):
-    env = {"EDTRAIN_LCG_VIEW": str(tmp_path / "missing.sh")}
-    result = wrapper([sys.executable, "-m", "snakemake", "--version"], env, tmp_path)
+def test_by_default_a_python_outside_lcg_runs_as_it_is(tmp_path):
+    result = wrapper([sys.executable, "-m", "snakemake", "--version"], {}, tmp_path)
     assert result.returncode == 0, result.stderr
     assert f"environment none, {sys.executable}" in result.stderr
+
+
+def test_by_default_a_venv_made_on_an_lcg_view_gets_the_view(tmp_path):
+    view = script(tmp_path / "view/setup.sh", f"touch {tmp_path}/sourced\n")
+    python = script(tmp_path / "venv/bin/python", f'exec {sys.executable} "$@"\n')
+    lcg_python = "/cvmfs/sft.cern.ch/lcg/views/LCG_106_cuda/x86_64-el9-gcc11-opt/bin"
+    (tmp_path / "venv/pyvenv.cfg").write_text(f"home = {lcg_python}\n")
+    env = {"EDTRAIN_LCG_VIEW": str(view)}
+    result = wrapper([*PREFIX, str(python), "-m", "snakemake", "--version"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "sourced").exists()
+    assert f"environment lcg, {python}" in result.stderr
 
 
 def test_conda_activates_the_environment(tmp_path):

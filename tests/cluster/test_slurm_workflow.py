@@ -1,8 +1,9 @@
 """The tiny test workflow through `--profile profiles/slurm` on the local Slurm.
 
-One run goes from nothing to results/insights.md (production, dataset, GPU training,
-prediction, insights). In it, `edtrain predict` for v7 fails once as if out of memory: the job
-must come back with twice the memory and succeed. A second run asks for v12 alone.
+One run goes from nothing to results/insights.md: production, dataset, a hyperopt search and
+training on GPU jobs, prediction, insights. In it, `edtrain predict` for v7 fails once as if out
+of memory: the job must come back with twice the memory and succeed. A second run asks for v12
+alone.
 """
 
 from __future__ import annotations
@@ -29,7 +30,10 @@ SHIM = textwrap.dedent(
     """\
     #!/bin/bash
     version=$(grep -o 'results/v[0-9]*' <<<"$*" | head -n 1 | cut -d/ -f2)
-    mem=$(scontrol show job "$SLURM_JOB_ID" | grep -o 'MinMemoryNode=[0-9]*' | cut -d= -f2)
+    mem=local  # a local rule, run by Snakemake itself
+    if [[ -n ${{SLURM_JOB_ID:-}} ]]; then
+        mem=$(scontrol show job "$SLURM_JOB_ID" | grep -o 'MinMemoryNode=[0-9]*' | cut -d= -f2)
+    fi
     echo "$1 ${{version:--}} gpu=${{CUDA_VISIBLE_DEVICES:-none}} mem=$mem" >>{calls}
     if [[ $1 == predict && $version == v7 && ! -e {calls}.failed ]]; then
         touch {calls}.failed
@@ -39,6 +43,7 @@ SHIM = textwrap.dedent(
     exec {real} "$@"
     """
 )
+TRAINING = {"train", "hyperopt-trial"}  # edtrain commands run by the GPU rules
 SUBMITTED = re.compile(r"with SLURM jobid \d+ \(log: \S*/rule_(\w+)/(?:(\w+)/)?\d+\.log\)")
 
 
@@ -67,16 +72,19 @@ def test_tiny_workflow_completes_on_slurm(slurm_run):
     assert result.returncode == 0, result.stderr[-3000:]
     assert (rundir / "results/insights.md").is_file()
     jobs = submitted(result.stderr)
-    assert {"simulate", "chunk", "assemble", "train", "predict", "insights"} <= {r for r, _ in jobs}
+    rules = {"simulate", "chunk", "assemble", "hyperopt_trial", "train", "predict", "insights"}
+    assert rules <= {rule for rule, _ in jobs}
     assert ("train", "v7") in jobs and ("train", "v11") in jobs
 
 
 def test_only_training_jobs_get_a_gpu(slurm_run):
     _, result, calls = slurm_run
     assert result.returncode == 0
-    gpus = {(command, gpu) for command, _, gpu, _ in calls}
-    assert ("train", "gpu=0") in gpus  # the fake GPU: Slurm sets CUDA_VISIBLE_DEVICES=0
-    assert {gpu for command, gpu in gpus if command != "train"} == {"gpu=none"}
+    in_jobs = {(command, gpu) for command, _, gpu, mem in calls if mem != "mem=local"}
+    # the fake GPU: Slurm sets CUDA_VISIBLE_DEVICES=0 in jobs that asked for it
+    assert {gpu for command, gpu in in_jobs if command in TRAINING} == {"gpu=0"}
+    assert {gpu for command, gpu in in_jobs if command not in TRAINING} == {"gpu=none"}
+    assert {command for command, _ in in_jobs} >= {"train", "hyperopt-trial", "predict"}
 
 
 def test_failed_job_is_resubmitted_with_more_memory(slurm_run):

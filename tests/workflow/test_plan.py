@@ -99,6 +99,9 @@ def test_profiles_plan_the_whole_workflow(snakemake, profile: str, gpu: dict[str
 
 
 def test_condor_training_jobs_carry_the_lxplus_settings(snakemake) -> None:
+    # memory and runtime are sized from the version's resolved config (a local rule)
+    written = snakemake("--cores", "1", "results/v14/config.json")
+    assert written.returncode == 0, written.stdout
     jobs = dry_run(snakemake, "--profile", "profiles/condor", "v14")
     (train,) = [job for job in jobs if job.rule == "train"]
     assert train.threads == 1
