@@ -21,7 +21,7 @@ WORKFLOW_FILES = ("Snakefile", "workflow", "config", "profiles", "envs", "pyproj
 Snakemake = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def snakemake_env() -> dict[str, str]:
+def _snakemake_env() -> dict[str, str]:
     """The environment of a Snakemake run: this interpreter's `edtrain` first on PATH."""
     bindir = str(Path(sys.executable).parent)
     return {
@@ -30,6 +30,12 @@ def snakemake_env() -> dict[str, str]:
         # the HTCondor bindings warn on import without a condor_config
         "CONDOR_CONFIG": "/dev/null",
     }
+
+
+@pytest.fixture
+def snakemake_env() -> dict[str, str]:
+    """For tests that start Snakemake themselves (e.g. to kill it)."""
+    return _snakemake_env()
 
 
 @pytest.fixture
@@ -48,7 +54,7 @@ def snakemake(rundir: Path) -> Snakemake:
         return subprocess.run(
             [sys.executable, "-m", "snakemake", *args],
             cwd=rundir,
-            env=snakemake_env(),
+            env=_snakemake_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

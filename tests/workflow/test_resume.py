@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import snakemake_env
 
 from edtrain.callbacks import BACKUP_DIR, completed_epochs
 
@@ -41,7 +40,9 @@ def _wait_for_epochs(backup: Path, epochs: int, job: subprocess.Popen, timeout: 
         time.sleep(0.2)
 
 
-def test_killed_training_resumes_at_its_last_epoch(snakemake, rundir: Path) -> None:
+def test_killed_training_resumes_at_its_last_epoch(
+    snakemake, snakemake_env: dict[str, str], rundir: Path
+) -> None:
     (rundir / "resume.yaml").write_text(LAYER)
     target = ["--configfile", "resume.yaml", "--cores", "1", "results/v7/training.json"]
     prepared = snakemake(*target, "--until", "version_config", "assemble", timeout=600)
@@ -50,7 +51,7 @@ def test_killed_training_resumes_at_its_last_epoch(snakemake, rundir: Path) -> N
     job = subprocess.Popen(
         [sys.executable, "-m", "snakemake", *target],
         cwd=rundir,
-        env=snakemake_env(),
+        env=snakemake_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
