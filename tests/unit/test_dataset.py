@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 
 from edtrain import cli, splits
+from edtrain.dataset.discover import dataset_order
+from edtrain.dataset.images import SAMPLE_BYTES
 from edtrain.formats import columns as col
 from edtrain.formats.npz import write_plane_npz
 
@@ -108,7 +110,10 @@ def test_dataset_contract(tmp_path):
     table, images, manifest = load(build(tmp_path, "ds", [tmp_path / "prod"]))
     assert images.dtype == np.float16 and images.shape == (expected, 3, *SHAPE)
     assert len(table) == expected == manifest["samples"]
-    assert (np.diff(table["key_hash"].to_numpy().astype(np.float64)) > 0).all()
+    names = table["basename"].unique()  # in dataset order, each basename in one stretch
+    assert (dataset_order(names) == np.arange(len(names))).all()
+    assert (table["basename"] != table["basename"].shift()).sum() == len(names)
+    assert table["key_hash"].is_unique
     np.testing.assert_array_equal(
         table["key_hash"], splits.key_hash(table["basename"], table["event"], table["match_id"])
     )
@@ -159,12 +164,12 @@ def test_independent_of_chunking_and_input_order(tmp_path):
     assert m1 == m4
 
 
-@pytest.mark.parametrize("run_rows", [4, 12])  # smaller than a basename (5 samples); two
-def test_many_small_runs_and_blocks_give_the_same_dataset(tmp_path, monkeypatch, run_rows):
+@pytest.mark.parametrize("block_rows", [4, 12])  # smaller than a basename (5 samples); two
+def test_small_write_blocks_and_copies_give_the_same_dataset(tmp_path, monkeypatch, block_rows):
     make_production(tmp_path / "p", range(9))
     one = build(tmp_path, "one", [tmp_path / "p"])
-    monkeypatch.setattr("edtrain.dataset.chunk.RUN_ROWS", run_rows)
-    monkeypatch.setattr("edtrain.dataset.assemble.BLOCK_ROWS", 3)
+    monkeypatch.setattr("edtrain.dataset.images.BLOCK_ROWS", block_rows)
+    monkeypatch.setattr("edtrain.dataset.images.COPY_BYTES", 3 * SAMPLE_BYTES)
     small = build(tmp_path, "small", [tmp_path / "p"], chunks=2)
     t1, _, m1 = load(one)
     t2, _, m2 = load(small)

@@ -36,7 +36,7 @@ def test_cluster_files_give_the_samples_of_their_npz_files(tmp_path, convention)
     np.testing.assert_array_equal(npz_images, root_images)
     assert root["source"].str.endswith("_bg_matched.root").all()
     assert manifest["flip_convention"] == convention
-    assert len(manifest["inputs"]) == 2 and all("images_sha256" in i for i in manifest["inputs"])
+    assert len(manifest["inputs"]) == 2 and all("images_xxh3" in i for i in manifest["inputs"])
 
 
 def test_unreadable_cluster_files_are_skipped_with_reasons(tmp_path, capsys):

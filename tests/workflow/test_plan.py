@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import yaml
 from snakemake.utils import validate
 
 from edtrain.config import resolve_version
+from edtrain.dataset.discover import chunk_of
 
 ALL_VERSIONS = [f"v{i}" for i in range(7, 15)]
 DATA_RULES = {"simulate", "chunk", "assemble"}
@@ -168,3 +171,34 @@ def test_resolved_config_on_disk_is_what_the_package_resolves(snakemake, rundir:
     validate(config, str(rundir / "workflow" / "schemas" / "config.schema.yaml"))
     on_disk = json.loads((rundir / "results/v14/config.json").read_text())
     assert on_disk == json.loads(json.dumps(resolve_version(config, "v14")))
+
+
+def test_files_added_to_a_production_redo_only_their_chunk(snakemake, rundir: Path) -> None:
+    simulated = subprocess.run(
+        [
+            *(sys.executable, "-m", "edtrain.cli", "simulate", "--out", "production"),
+            *("--files", "4", "--events-per-file", "20", "--seed", "5"),
+        ],
+        cwd=rundir,
+        capture_output=True,
+        text=True,
+    )
+    assert simulated.returncode == 0, simulated.stderr
+    eos = yaml.safe_load((rundir / "config" / "test" / "eos.yaml").read_text())
+    folder = rundir / eos["data"]["directories"][0]
+    late = sorted(folder.glob("*_planeX.npz"))[-1].name.removesuffix("_planeX.npz")
+    aside = rundir / "aside"
+    aside.mkdir()
+    for path in folder.glob(f"{late}_plane*.npz"):
+        path.rename(aside / path.name)
+    target = ["results/datasets/eos/manifest.json", "--configfile", "config/test/eos.yaml"]
+    built = snakemake("--cores", "2", *target)
+    assert built.returncode == 0, built.stdout
+    assert not planned_jobs(snakemake("-n", *target).stdout)
+
+    for path in aside.iterdir():
+        path.rename(folder / path.name)
+    jobs = dry_run(snakemake, *target)
+    (chunk,) = chunk_of([late], 2).tolist()
+    assert [job.wildcards for job in jobs if job.rule == "chunk"] == [{"chunk": str(chunk)}]
+    assert "assemble" in {job.rule for job in jobs}

@@ -17,9 +17,11 @@ import math
 import os
 import re
 from collections.abc import Mapping
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+from edtrain.dataset.discover import chunk_listings
 from edtrain.dataset.storage import is_url
 
 RESULTS = "results"
@@ -145,6 +147,25 @@ def chunk_inputs(config: Mapping[str, Any]) -> list[str]:
         layout = SYNTHETIC_LAYOUTS[data["synthetic"]["layout"]]
         return [f"{SYNTHETIC_PREFIX}/{layout}"]
     return [str(d) for d in data["directories"]]
+
+
+def chunk_listing(config: Mapping[str, Any], chunk: int) -> str:
+    """A digest of the files chunk ``chunk`` reads (``discover.chunk_listings``), so that adding
+    files to a production redoes only the chunks they fall in.
+
+    Empty for the synthetic production (its production.json stands for its files); root://
+    folders are listed by the jobs only, so their new files need ``--forcerun chunk``.
+    """
+    data = config["data"]
+    folders = tuple(d for d in chunk_inputs(config) if not is_url(d))
+    if data["source"] == "synthetic" or not folders:
+        return ""
+    return _chunk_listings(folders, data["chunks"])[chunk]
+
+
+@cache
+def _chunk_listings(folders: tuple[str, ...], chunks: int) -> list[str]:
+    return chunk_listings(list(folders), chunks)
 
 
 def check_paths(config: Mapping[str, Any]) -> None:

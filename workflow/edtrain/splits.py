@@ -34,8 +34,8 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         return x ^ (x >> np.uint64(31))
 
 
-def _string_hash(strings: np.ndarray) -> np.ndarray:
-    """blake2b of each distinct string (a few thousand files), broadcast back to rows."""
+def name_hash(strings: np.ndarray) -> np.ndarray:
+    """64-bit blake2b of each string (e.g. a basename), computed once per distinct string."""
     uniques, inverse = np.unique(np.asarray(strings, dtype=str), return_inverse=True)
     digests = np.fromiter(
         (
@@ -52,7 +52,7 @@ def key_hash(basename: np.ndarray, event: np.ndarray, match_id: np.ndarray) -> n
     """64-bit hash of each sample key; identical on every machine and Python version."""
     event = np.asarray(event, dtype=np.int64).astype(np.uint64)
     match_id = np.asarray(match_id, dtype=np.int64).astype(np.uint64)
-    h = _splitmix64(_string_hash(basename) ^ _splitmix64(event))
+    h = _splitmix64(name_hash(basename) ^ _splitmix64(event))
     return _splitmix64(h ^ _splitmix64(match_id + np.uint64(0x51ED)))
 
 

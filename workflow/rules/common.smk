@@ -7,6 +7,7 @@ from edtrain.config import (
     check_paths,
     chunk_flags,
     chunk_inputs,
+    chunk_listing,
     dataset_dir,
     dataset_name,
     resolve_version,
@@ -40,11 +41,17 @@ def data_inputs(wildcards):
     only passed to the jobs).
 
     Folders must exist, but their modification time is ignored: a touched EOS folder must not
-    retrain every version. After adding files, rebuild with `--forcerun chunk`.
+    retrain every version. Added or removed files change the listing of their chunk
+    (`chunk_files`), and only that chunk is redone.
     """
     if SYNTHETIC:
         return [PRODUCTION]
     return [ancient(d) for d in chunk_inputs(config) if not is_url(d)]
+
+
+def chunk_files(wildcards):
+    """A digest of the chunk's file names, as a param: a change reruns this chunk only."""
+    return chunk_listing(config, int(wildcards.chunk))
 
 
 def resolved_config(wildcards):

@@ -1,12 +1,13 @@
 # One dataset per data source: independent chunk jobs index and select samples, one job
 # assembles them (common hash-based test set, pool ranks) into results/datasets/<source>/.
+# Chunks are kept, so a production that gains files redoes only the chunks they fall in.
 
 
 rule chunk:
     input:
         data_inputs,
     output:
-        temp(directory(f"{CHUNK_DIR}/{{chunk}}")),
+        directory(f"{CHUNK_DIR}/{{chunk}}"),
     log:
         f"logs/dataset/{dataset_name(config)}_chunk{{chunk}}.log",
     params:
@@ -14,6 +15,7 @@ rule chunk:
         chunks=config["data"]["chunks"],
         selection=chunk_flags(config),
         strict=strict_flag(config),
+        files=chunk_files,
     conda:
         "../../envs/cpu.yaml"
     shell:

@@ -1,12 +1,9 @@
 """The ``assemble`` command: chunk directories → one dataset directory (docs/architecture.md).
 
-Rows are ordered by ``key_hash`` (ties are impossible: keys are unique), so the dataset is the same,
-byte for byte, however the production was chunked and in whatever order files were found.
-
-Each chunk's images are a few runs sorted by key hash (``edtrain.dataset.chunk``), so the output
-is a merge: for each block of output rows, every run contributes one consecutive range of its
-rows, read with one large request, and the block is put in order in memory and appended. Memory
-stays bounded by three blocks plus the table, and every image byte is read once, sequentially.
+Chunk I holds the I-th stretch of the dataset order (``edtrain.dataset.chunk``), so the dataset
+is the chunks end to end: the same, byte for byte, however the production was chunked and in
+whatever order files were found. The images are copied with large sequential requests and never
+pass through Python; the table gains the split and the pool rank, which need the whole pool.
 """
 
 from __future__ import annotations
@@ -20,29 +17,21 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from edtrain import __version__
 from edtrain.dataset.allocator import reuse_freed_memory
 from edtrain.dataset.chunk import FORMAT as CHUNK_FORMAT
 from edtrain.dataset.chunk import IMAGES, SAMPLES
-from edtrain.dataset.images import (
-    HEADER_SIZE,
-    IMAGE_DTYPE,
-    SAMPLE_SHAPE,
-    ImageReader,
-    ImageWriter,
-    aligned_empty,
-)
+from edtrain.dataset.discover import chunk_of, dataset_order
+from edtrain.dataset.images import IMAGE_DTYPE, SAMPLE_SHAPE, concatenate, sample_count
 from edtrain.dataset.manifest import CHUNK_MANIFEST, add_counts, read_json, report_skips, write_json
-from edtrain.dataset.progress import progress
 from edtrain.formats.columns import PLANES
 from edtrain.splits import pool_rank, test_mask
 
 MANIFEST = "manifest.json"
-FORMAT = "edtrain-dataset-1"
-BLOCK_ROWS = 2048  # 2048 × 24 KiB = 48 MiB of float16 images per block
-READ_THREADS = 4  # reads in flight at once: a disk serves several faster than one at a time
+FORMAT = "edtrain-dataset-2"
 COLUMNS: tuple[str, ...] = (
     "basename",
     "event",
@@ -100,44 +89,34 @@ def read_chunks(dirs: list[str]) -> list[dict[str, Any]]:
     return sorted(manifests, key=lambda m: m["chunk"])
 
 
-def _chunk_images(m: dict[str, Any]) -> int:
-    """The number of samples in a chunk's images.npy, checked to be the file edtrain writes."""
-    path = os.path.join(m["dir"], IMAGES)
-    try:
-        images = np.load(path, mmap_mode="r")
-    except (OSError, ValueError) as err:
-        raise ChunkError(f"{path}: not a readable .npy file ({err})") from None
-    if (images.dtype, images.shape[1:], images.offset) != (IMAGE_DTYPE, SAMPLE_SHAPE, HEADER_SIZE):
-        found = f"{images.dtype} {images.shape}, data at byte {images.offset}"
-        raise ChunkError(f"{path}: {found}; expected float16 (N, 3, 128, 32) written by edtrain")
-    return images.shape[0]
-
-
-def _read_tables(manifests: list[dict[str, Any]]) -> tuple[pa.Table, np.ndarray, np.ndarray]:
-    """All chunk tables, and the chunk and row each sample's images come from."""
-    tables, chunk, row = [], [], []
+def _read_tables(manifests: list[dict[str, Any]]) -> pa.Table:
+    """The chunk tables end to end, each checked against its images and its place in the order."""
+    tables = []
     for k, m in enumerate(manifests):
         # ParquetFile: read_table would import pyarrow.dataset and with it pandas (~0.15 s)
         table = pq.ParquetFile(os.path.join(m["dir"], SAMPLES)).read()
-        n_images = _chunk_images(m)
+        try:
+            n_images = sample_count(os.path.join(m["dir"], IMAGES))
+        except ValueError as err:
+            raise ChunkError(str(err)) from None
         if not table.num_rows == n_images == m["samples"]:
             counts = f"{table.num_rows} rows, {n_images} images, {m['samples']} in the manifest"
             raise ChunkError(f"{m['dir']}: {counts}")
+        _check_order(table["basename"], k, m)
         tables.append(table)
-        chunk.append(np.full(table.num_rows, k))
-        row.append(np.arange(table.num_rows))
-    return pa.concat_tables(tables), np.concatenate(chunk), np.concatenate(row)
+    return pa.concat_tables(tables)
 
 
-def sorted_runs(hashes: np.ndarray, chunk: np.ndarray) -> np.ndarray:
-    """A run number per row (rows in file order, chunk by chunk): maximal ascending stretches.
-
-    Any ascending stretch will do, whatever wrote the chunk: the merge is correct for any runs,
-    and fast when they are long.
-    """
-    starts = np.ones(len(hashes), dtype=bool)
-    starts[1:] = (hashes[1:] < hashes[:-1]) | (chunk[1:] != chunk[:-1])
-    return np.cumsum(starts) - 1
+def _check_order(basenames: pa.ChunkedArray, chunk: int, manifest: dict[str, Any]) -> None:
+    """A chunk's rows are its own basenames, each in one stretch, in dataset order."""
+    names = pc.unique(basenames).to_numpy(zero_copy_only=False)  # in order of appearance
+    stretches = 1 + int(pc.sum(pc.not_equal(basenames[1:], basenames[:-1])).as_py() or 0)
+    if len(names) and (
+        stretches != len(names)
+        or (chunk_of(names, manifest["chunks"]) != chunk).any()
+        or (dataset_order(names) != np.arange(len(names))).any()
+    ):
+        raise ChunkError(f"{manifest['dir']}: rows are not in dataset order for chunk {chunk}")
 
 
 def _table_digest(table: pa.Table) -> bytes:
@@ -153,72 +132,30 @@ def _table_digest(table: pa.Table) -> bytes:
     return digest.digest()
 
 
-def _read_block(
-    readers: list[ImageReader],
-    pool: ThreadPoolExecutor,
-    chunk: np.ndarray,
-    row: np.ndarray,
-    run: np.ndarray,
-    staging: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """Fill ``out`` with these rows' images, reading each run's consecutive rows at once."""
-    by_run = np.lexsort((row, run))  # consecutive rows of one run: one read
-    first = np.flatnonzero(np.diff(run[by_run], prepend=-1) != 0)
-    counts = np.diff(np.append(first, len(by_run)))
-    ends = (first + counts).tolist()
-    reads = [
-        pool.submit(readers[chunk[by_run[at]]].read, int(row[by_run[at]]), staging[at:end])
-        for at, end in zip(first.tolist(), ends, strict=True)
-    ]
-    for done in reads:
-        done.result()
-    np.take(staging[: len(row)], np.argsort(by_run), axis=0, out=out)
-
-
-def _write_images(
-    sources: list[str], chunk: np.ndarray, row: np.ndarray, run: np.ndarray, path: str
-) -> None:
-    """Merge the chunks' images (``sources``) in the given order into ``path``."""
-    staging = aligned_empty(BLOCK_ROWS)  # as read, run by run
-    blocks = [aligned_empty(BLOCK_ROWS), aligned_empty(BLOCK_ROWS)]  # in order; one being written
-    readers = [ImageReader(s) for s in sources]
-    try:
-        with ImageWriter(path) as writer, ThreadPoolExecutor(READ_THREADS) as pool:
-            starts = range(0, len(chunk), BLOCK_ROWS)
-            for i, start in enumerate(progress(starts, "assemble", unit="block")):
-                sl = slice(start, start + BLOCK_ROWS)
-                out = blocks[i % 2][: len(chunk[sl])]
-                _read_block(readers, pool, chunk[sl], row[sl], run[sl], staging, out)
-                writer.append(out)
-    finally:
-        for reader in readers:
-            reader.close()
-
-
 def assemble(chunk_dirs: list[str], out: str, test_fraction: float) -> dict[str, Any]:
     """Write images.npy and samples.parquet into ``out``; return the manifest (not yet written)."""
     manifests = read_chunks(chunk_dirs)
-    table, chunk, row = _read_tables(manifests)
-    run = sorted_runs(table["key_hash"].to_numpy(), chunk)
-    order = np.argsort(table["key_hash"].to_numpy(), kind="stable")
-    table, chunk, row, run = table.take(order), chunk[order], row[order], run[order]
+    table = _read_tables(manifests)
     hashes = table["key_hash"].to_numpy()
-    repeated = np.flatnonzero(np.diff(hashes) == 0)
-    if len(repeated):
-        key = [table[name][int(repeated[0])].as_py() for name in ("basename", "event", "match_id")]
+    sorted_hashes = np.sort(hashes)
+    repeated = np.flatnonzero(np.diff(sorted_hashes) == 0)
+    if len(repeated):  # a key hash collision, or a chunk that holds a sample twice
+        row = int(np.flatnonzero(hashes == sorted_hashes[repeated[0]])[0])
+        key = [table[name][row].as_py() for name in ("basename", "event", "match_id")]
         raise ChunkError(f"sample key {tuple(key)} appears twice")
-    is_test = test_mask(hashes, test_fraction)
-    table = table.append_column("split", pa.array(np.where(is_test, "test", "pool")))
-    table = table.append_column("rank", pa.array(pool_rank(hashes, is_test))).select(COLUMNS)
     os.makedirs(out, exist_ok=True)
     sources = [os.path.join(m["dir"], IMAGES) for m in manifests]
-    _write_images(sources, chunk, row, run, os.path.join(out, IMAGES))
-    pq.write_table(table, os.path.join(out, SAMPLES))
-    inputs = sorted((i for m in manifests for i in m["inputs"]), key=lambda i: i["path"])
-    # the table's values and the images' content (hashed per basename by the chunks)
-    images_sha256 = "".join(i.get("images_sha256", "") for i in inputs).encode()
-    dataset_hash = hashlib.sha256(_table_digest(table) + images_sha256).hexdigest()
+    with ThreadPoolExecutor(max_workers=1) as background:  # the copy waits on the disk
+        copied = background.submit(concatenate, sources, os.path.join(out, IMAGES))
+        is_test = test_mask(hashes, test_fraction)
+        table = table.append_column("split", pa.array(np.where(is_test, "test", "pool")))
+        table = table.append_column("rank", pa.array(pool_rank(hashes, is_test))).select(COLUMNS)
+        pq.write_table(table, os.path.join(out, SAMPLES))
+        inputs = sorted((i for m in manifests for i in m["inputs"]), key=lambda i: i["path"])
+        # the table's values and the images' content (hashed per basename by the chunks)
+        images_hashes = "".join(i.get("images_xxh3", "") for i in inputs).encode()
+        dataset_hash = hashlib.sha256(_table_digest(table) + images_hashes).hexdigest()
+        copied.result()
     return {
         "format": FORMAT,
         "edtrain_version": __version__,
@@ -243,7 +180,7 @@ def assemble(chunk_dirs: list[str], out: str, test_fraction: float) -> dict[str,
         "samples": table.num_rows,
         "pool_size": int((~is_test).sum()),
         "test_size": int(is_test.sum()),
-        "test_set_hash": hashlib.sha256(hashes[is_test].tobytes()).hexdigest(),
+        "test_set_hash": hashlib.sha256(np.sort(hashes[is_test]).tobytes()).hexdigest(),
         "dataset_hash": dataset_hash,
     }
 

@@ -1,13 +1,12 @@
 """The ``chunk`` command: one share of a production's basenames → a chunk directory.
 
-Basenames are assigned to chunks by a hash of the name, so chunks are independent jobs and adding
-files to a production never moves existing ones. A chunk directory holds ``images.npy`` (float16),
+The dataset's row order is by basename (``discover.dataset_order``: by name hash), then by
+X-file row, and chunk I of N is the I-th of N equal ranges of name hashes (``chunk_of``). So
+chunks are independent jobs, adding files to a production never moves existing basenames to
+another chunk, and a chunk writes its samples straight in dataset order: ``assemble`` only has
+to put the chunks' files end to end. A chunk directory holds ``images.npy`` (float16),
 ``samples.parquet`` (row i ↔ images[i]) and ``chunk.json`` (inputs, skips, counts, selection),
 written last so that its presence means the chunk is complete.
-
-Samples are gathered in memory up to ``RUN_ROWS`` at a time and written sorted by key hash, so a
-chunk is a few sorted runs: ``assemble`` then merges runs with long sequential reads instead of
-gathering single samples from all over every chunk file.
 """
 
 from __future__ import annotations
@@ -22,9 +21,9 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from edtrain.dataset.allocator import reuse_freed_memory
-from edtrain.dataset.discover import chunk_of, discover
+from edtrain.dataset.discover import chunk_of, dataset_order, discover
 from edtrain.dataset.extract import BadFile, columns_to_table, extract
-from edtrain.dataset.images import ImageWriter, aligned_empty
+from edtrain.dataset.images import ImageWriter
 from edtrain.dataset.manifest import (
     CHUNK_MANIFEST,
     Skip,
@@ -44,8 +43,7 @@ from edtrain.dataset.storage import storage_for
 FLIP_CONVENTIONS: tuple[str, ...] = ("consistent", "upstream")
 IMAGES = "images.npy"
 SAMPLES = "samples.parquet"
-FORMAT = "edtrain-chunk-1"
-RUN_ROWS = 4096  # samples sorted in memory per run: 96 MiB of images, in three buffers
+FORMAT = "edtrain-chunk-2"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,43 +76,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true", help="fail if anything is skipped")
 
 
-class SortedRuns:
-    """Collects samples and appends them to ``writer`` in runs sorted by key hash."""
-
-    def __init__(self, writer: ImageWriter, run_rows: int):
-        self._writer = writer
-        self._buffer = aligned_empty(run_rows)
-        self._sorted = [aligned_empty(run_rows), aligned_empty(run_rows)]  # one being written
-        self._pending: list[dict[str, np.ndarray]] = []
-        self._count = 0
-        self.columns: list[dict[str, np.ndarray]] = []  # written rows, in file order
-
-    def add(self, columns: dict[str, np.ndarray], images: np.ndarray) -> None:
-        n = len(images)
-        if self._count + n > len(self._buffer):
-            self.flush()
-        if n > len(self._buffer):  # one basename larger than a run: a run of its own
-            self._write(columns, images, np.empty_like(images))
-            return
-        self._buffer[self._count : self._count + n] = images
-        self._pending.append(columns)
-        self._count += n
-
-    def flush(self) -> None:
-        if self._count:
-            parts = self._pending
-            columns = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-            self._sorted.reverse()  # the other one: the writer is done with it (ImageWriter)
-            self._write(columns, self._buffer[: self._count], self._sorted[0][: self._count])
-        self._pending, self._count = [], 0
-
-    def _write(self, columns: dict[str, np.ndarray], images: np.ndarray, out: np.ndarray) -> None:
-        order = np.argsort(columns["key_hash"], kind="stable")
-        np.take(images, order, axis=0, out=out)
-        self._writer.append(out)
-        self.columns.append({name: values[order] for name, values in columns.items()})
-
-
 def _file_record(path: str) -> dict[str, Any]:
     return {"path": path, "size": storage_for(path).size(path)}
 
@@ -131,28 +92,29 @@ def build_chunk(
     sources, discovery_skips = discover(inputs)
     keep = chunk_of([s.basename for s in sources], chunks) == chunk
     sources = [s for s, k in zip(sources, keep, strict=True) if k]
+    sources = [sources[i] for i in dataset_order([s.basename for s in sources])]
     keep = chunk_of([s.basename for s in discovery_skips], chunks) == chunk
     file_skips: list[Skip] = [s for s, k in zip(discovery_skips, keep, strict=True) if k]
     records = [_file_record(s.path) for s in file_skips if storage_for(s.path).isfile(s.path)]
     skipped_rows: list[SkipRow] = []
     counts: list[dict[str, int]] = []
+    columns: list[dict[str, np.ndarray]] = []
     os.makedirs(out, exist_ok=True)
     with ImageWriter(os.path.join(out, IMAGES)) as writer:
-        runs = SortedRuns(writer, RUN_ROWS)
         for source in progress(sources, f"chunk {chunk}/{chunks}"):
             try:
-                found = extract(source, cuts, convention)
+                found = extract(source, cuts, convention, allocate=writer.reserve)
             except BadFile as bad:
                 file_skips.append(Skip(bad.path, bad.reason, source.basename))
                 paths = [source.cluster_file] if source.cluster_file else source.planes.values()
                 records += [_file_record(path) for path in paths]
                 continue
-            runs.add(found.columns, found.images)
+            writer.commit(len(found.images))
+            columns.append(found.columns)
             records += found.inputs
             skipped_rows += found.skipped_rows
             counts.append(found.counts)
-        runs.flush()
-    table = columns_to_table(runs.columns)
+    table = columns_to_table(columns)
     pq.write_table(table, os.path.join(out, SAMPLES))
     return {
         "format": FORMAT,

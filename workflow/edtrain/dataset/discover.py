@@ -10,6 +10,7 @@ Inputs are folders or ``root://`` URLs of folders (``edtrain.dataset.storage``).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -18,7 +19,7 @@ import numpy as np
 from edtrain.dataset.manifest import Skip
 from edtrain.dataset.storage import Storage, storage_for
 from edtrain.formats.columns import PLANES
-from edtrain.splits import key_hash
+from edtrain.splits import name_hash
 
 _PLANE_FILE = re.compile(r"^(?P<basename>.+)_plane(?P<plane>[UVX])\.npz$")
 
@@ -118,8 +119,39 @@ def discover(inputs: list[str]) -> tuple[list[Source], list[Skip]]:
     return sorted(sources.values(), key=lambda s: s.basename), skips
 
 
+def dataset_order(basenames: list[str]) -> np.ndarray:
+    """The order of basenames in a dataset: by name hash, ties (never seen) by name.
+
+    Chunks are ranges of this order (``chunk_of``), so a dataset is its chunks end to end.
+    """
+    return np.lexsort((np.asarray(basenames, dtype=str), name_hash(basenames)))
+
+
 def chunk_of(basenames: list[str], chunks: int) -> np.ndarray:
-    """The chunk of each basename: a hash, so adding files never moves existing ones."""
-    names = np.asarray(basenames, dtype=str)
-    flag = np.full(len(names), -1, dtype=np.int64)  # no real key has event −1
-    return (key_hash(names, flag, flag) % np.uint64(chunks)).astype(np.int64)
+    """The chunk of each basename: its name hash's share of 0..2⁶⁴, in ``chunks`` equal ranges.
+
+    A function of the name alone, so adding files never moves existing ones, and chunk I holds
+    the I-th stretch of the dataset order.
+    """
+    top = name_hash(basenames) >> np.uint64(32)
+    return ((top * np.uint64(chunks)) >> np.uint64(32)).astype(np.int64)
+
+
+def chunk_listings(inputs: list[str], chunks: int) -> list[str]:
+    """Per chunk, a digest of the names of the files it reads (or reports as skipped).
+
+    Adding or removing files changes the digests of the chunks they fall in and no other,
+    which is what lets a workflow redo only those chunks.
+    """
+    sources, skips = discover(inputs)
+    paths = [
+        (s.basename, p)
+        for s in sources
+        for p in ([s.cluster_file] if s.cluster_file else s.planes.values())
+    ]
+    paths += [(s.basename, s.path) for s in skips]
+    digests = [hashlib.sha256() for _ in range(chunks)]
+    names = [name for name, _ in paths]
+    for (_, path), chunk in sorted(zip(paths, chunk_of(names, chunks).tolist(), strict=True)):
+        digests[chunk].update(path.encode() + b"\n")
+    return [d.hexdigest() for d in digests]

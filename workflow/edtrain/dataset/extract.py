@@ -13,9 +13,10 @@ from functools import partial
 
 import numpy as np
 import pyarrow as pa
+import xxhash
 
 from edtrain.dataset.discover import Source
-from edtrain.dataset.images import IMAGE_DTYPE
+from edtrain.dataset.images import IMAGE_DTYPE, SAMPLE_SHAPE, to_float16
 from edtrain.dataset.manifest import SkipRow
 from edtrain.dataset.match import Cuts, match_triplets
 from edtrain.dataset.storage import open_range, storage_for
@@ -29,7 +30,6 @@ from edtrain.formats.npz import (
 )
 from edtrain.splits import key_hash
 
-FLOAT16_MAX = float(np.finfo(np.float16).max)
 SCHEMA = pa.schema(
     [
         ("basename", pa.string()),
@@ -61,7 +61,7 @@ class Extracted:
     columns: dict[str, np.ndarray]
     images: np.ndarray  # float16 (n, 3, 128, 32), planes U, V, X
     inputs: list[dict]  # per plane file: path, size, rows, width, metadata_sha256, bytes_read;
-    # the X file's record also holds images_sha256, of ``images``: the samples' content identity
+    # the X file's record also holds images_xxh3 (XXH3-128 of ``images``): their content identity
     skipped_rows: list[SkipRow]
     counts: dict[str, int]
 
@@ -91,26 +91,29 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 
 def _read_images(
-    readers: list[Callable[[np.ndarray], np.ndarray]], rows: list[np.ndarray]
-) -> tuple[np.ndarray, np.ndarray]:
-    """The triplets' images as float16, and per triplet why they are unusable ('' if usable).
+    readers: list[Callable[[np.ndarray, np.ndarray], np.ndarray]],
+    rows: list[np.ndarray],
+    images: np.ndarray,
+) -> np.ndarray:
+    """Fill ``images`` (float16) with the triplets' planes; per triplet why it is unusable.
 
-    A row is usable when its pixels lie within ±65504 (the float16 range); max/min propagate NaN,
-    so two fast reductions find both non-finite pixels and values float16 cannot hold.
+    The planes are read as float32 into one (n, 3, 128, 32) array, then cast in one pass. A
+    triplet is usable ('' as its reason) when float16 holds every pixel: finite and within
+    ±65504 (a value that would round to infinity is not).
     """
-    images = np.empty((len(rows[0]), len(readers), *col.IMAGE_SHAPE), dtype=IMAGE_DTYPE)
+    raw = np.empty(images.shape, dtype=np.float32)
+    for k, reader in enumerate(readers):
+        reader(rows[k], raw[:, k])
+    with np.errstate(over="ignore", invalid="ignore"):  # bad rows are dropped by the caller
+        bad = to_float16(raw, images)
     reasons = np.full(len(images), "", dtype=object)
-    for k in reversed(range(len(readers))):  # the first plane's problem is the one reported
-        raw = readers[k](rows[k])
-        in_range = (raw.max(axis=(1, 2)) <= FLOAT16_MAX) & (raw.min(axis=(1, 2)) >= -FLOAT16_MAX)
-        bad = np.flatnonzero(~in_range)
-        if len(bad):
-            nonfinite = ~np.isfinite(raw[bad]).all(axis=(1, 2))
-            reasons[bad] = f"pixel beyond the float16 range in the {col.PLANES[k]} plane"
-            reasons[bad[nonfinite]] = f"non-finite pixels in the {col.PLANES[k]} plane"
-        with np.errstate(over="ignore", invalid="ignore"):  # bad rows are dropped by the caller
-            images[:, k] = raw
-    return images, reasons
+    for sample, plane in zip(*np.nonzero(bad), strict=True):
+        if reasons[sample]:  # the first plane's problem is the one reported
+            continue
+        finite = np.isfinite(raw[sample, plane]).all()
+        problem = "pixel beyond the float16 range" if finite else "non-finite pixels"
+        reasons[sample] = f"{problem} in the {col.PLANES[plane]} plane"
+    return reasons
 
 
 def sample_columns(name: str, x_path: str, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -160,7 +163,7 @@ class _Planes:
 
     path_x: str  # the file named as the samples' source
     meta: list[np.ndarray]
-    readers: list[Callable[[np.ndarray], np.ndarray]]  # rows → images
+    readers: list[Callable[[np.ndarray, np.ndarray], np.ndarray]]  # (rows, out) → out
     records: Callable[[], list[dict]]  # input records, once the images are read
 
 
@@ -188,6 +191,11 @@ def _npz_planes(source: Source) -> _Planes:
     )
 
 
+def _take(images: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+    out[...] = images[rows]
+    return out
+
+
 def _cluster_planes(path: str, convention: str) -> _Planes:
     """Planes of a cluster ROOT file, rendered as upstream renders them (DATA_FORMAT §4–5)."""
     # imported here: uproot, awkward and the renderer cost ~0.4 s, and npz inputs need none
@@ -212,17 +220,28 @@ def _cluster_planes(path: str, convention: str) -> _Planes:
     return _Planes(
         path_x=path,
         meta=meta,
-        readers=[images.__getitem__ for images, _ in rendered],
+        readers=[partial(_take, images) for images, _ in rendered],
         records=records,
     )
 
 
-def extract(source: Source, cuts: Cuts, convention: str = "consistent") -> Extracted:
+def _new_images(n: int) -> np.ndarray:
+    return np.empty((n, *SAMPLE_SHAPE), dtype=IMAGE_DTYPE)
+
+
+def extract(
+    source: Source,
+    cuts: Cuts,
+    convention: str = "consistent",
+    allocate: Callable[[int], np.ndarray] = _new_images,
+) -> Extracted:
     """Read one basename's triplets; raise BadFile if one of its files is unusable.
 
     ``convention`` is the image orientation used when rendering cluster ROOT files
     (``edtrain.imaging.FLIP_CONVENTIONS``); npz inputs were rendered when they were written.
-    Plane files are paths or root:// URLs (``edtrain.dataset.storage``).
+    Plane files are paths or root:// URLs (``edtrain.dataset.storage``). The images are cast
+    into ``allocate(n)`` (e.g. the output's next rows); the usable ones end up first, in X-file
+    row order, and ``Extracted.images`` is that part of it.
     """
     if source.cluster_file is None:
         planes = _npz_planes(source)
@@ -231,8 +250,9 @@ def extract(source: Source, cuts: Cuts, convention: str = "consistent") -> Extra
     u, v, x = planes.meta
     match = match_triplets(u, v, x, cuts)
     rows = [match.u, match.v, match.x]
+    images = allocate(len(match.x))
     try:
-        images, problems = _read_images(planes.readers, rows)
+        problems = _read_images(planes.readers, rows, images)
     except OSError as err:
         path = err.filename or planes.path_x
         raise BadFile(path, f"cannot read image rows ({err.strerror or err})") from None
@@ -246,8 +266,10 @@ def extract(source: Source, cuts: Cuts, convention: str = "consistent") -> Extra
         for e, m, r in zip(events, match_ids, reasons, strict=True)
     ]
     good = ~bad
-    images = images[good] if bad.any() else images
-    inputs[-1]["images_sha256"] = hashlib.sha256(images.data).hexdigest()
+    if bad.any():  # close the gaps, in order
+        images[: good.sum()] = images[good]
+    images = images[: good.sum()]
+    inputs[-1]["images_xxh3"] = xxhash.xxh3_128_hexdigest(images)
     return Extracted(
         columns=sample_columns(source.basename, planes.path_x, x[match.x[good]]),
         images=images,

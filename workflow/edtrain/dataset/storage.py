@@ -16,13 +16,14 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Protocol
 
 import numpy as np
 
-from edtrain.formats.npz import LocalFile, RangeFile
+from edtrain.formats.npz import LocalFile, RangeFile, buffers_per_range
 
 URL_SCHEMES: tuple[str, ...] = ("root://", "xroot://")
 
@@ -77,20 +78,25 @@ class RemoteFile:
     size: int
     bytes_read: int = field(default=0)
 
-    def read_ranges(self, starts: np.ndarray, lengths: np.ndarray, out: memoryview) -> None:
+    def read_ranges(
+        self, starts: np.ndarray, lengths: np.ndarray, out: Sequence[memoryview]
+    ) -> None:
         ends = (starts + lengths).tolist()
         try:
             parts = self.fs.cat_ranges([self.path] * len(starts), starts.tolist(), ends)
         except OSError as err:  # the server's message, with the file named
             raise OSError(errno.EIO, str(err), self.path) from None
-        position = 0
-        for part, length in zip(parts, lengths.tolist(), strict=True):
+        for part, length, views in zip(
+            parts, lengths.tolist(), buffers_per_range(lengths, out), strict=True
+        ):
             if len(part) != length:
                 reason = f"{len(part)} bytes where {length} were asked for (truncated?)"
                 raise OSError(errno.EIO, reason, self.path)
-            out[position : position + length] = part
-            position += length
-        self.bytes_read += position
+            data, position = memoryview(part), 0
+            for view in views:
+                view[:] = data[position : position + len(view)]
+                position += len(view)
+        self.bytes_read += int(lengths.sum())
 
 
 class XRootDStorage:
