@@ -18,12 +18,13 @@ import resource
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from edtrain.device import describe_device
+from edtrain.device import data_parallel_scope, describe_device
 from edtrain.losses import get_loss
 from edtrain.model import IMAGE_SHAPE, build_model
 from edtrain.pipeline import ImageBatches
@@ -102,25 +103,39 @@ def measure(
     workers: int = 1,
     jit_compile: bool | str = "auto",
     steps_per_execution: int = 1,
+    devices: Sequence[str] = (),
 ) -> float:
-    """samples/s of one epoch of (warmup + steps) batches with the given settings."""
+    """samples/s of one epoch of (warmup + steps) batches with the given settings.
+
+    With ``devices`` (edtrain.device.data_parallel_devices) the model is replicated on them
+    and each (global) batch split between them, as in training.
+    """
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(0)
-    model = build_model({**PREDECESSOR, **MODELS[model_name]}, {"normalization": "none"})
-    model.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
-        loss=get_loss("angular"),
-        jit_compile=jit_compile,
-        steps_per_execution=steps_per_execution,
-    )
-    n = (warmup + steps) * batch_size
-    timer = Throughput(warmup, batch_size)
-    if pipeline == "memory":
-        x = np.asarray(images[:n], dtype=np.float32)  # the predecessor's arrays in RAM
-        model.fit(x, labels[:n], batch_size=batch_size, epochs=1, callbacks=[timer], verbose=0)
-    else:
-        batches = ImageBatches(images, np.arange(n), labels, batch_size, seed=0, workers=workers)
-        model.fit(batches, epochs=1, shuffle=False, callbacks=[timer], verbose=0)
+    with data_parallel_scope(devices):
+        model = build_model({**PREDECESSOR, **MODELS[model_name]}, {"normalization": "none"})
+        model.compile(
+            optimizer=keras.optimizers.Adam(1e-3),
+            loss=get_loss("angular"),
+            jit_compile=jit_compile,
+            steps_per_execution=steps_per_execution,
+        )
+        n = (warmup + steps) * batch_size
+        timer = Throughput(warmup, batch_size)
+        if pipeline == "memory":
+            x = np.asarray(images[:n], dtype=np.float32)  # the predecessor's arrays in RAM
+            model.fit(x, labels[:n], batch_size=batch_size, epochs=1, callbacks=[timer], verbose=0)
+        else:
+            batches = ImageBatches(
+                images,
+                np.arange(n),
+                labels,
+                batch_size,
+                seed=0,
+                workers=workers,
+                replicas=max(len(devices), 1),
+            )
+            model.fit(batches, epochs=1, shuffle=False, callbacks=[timer], verbose=0)
     keras.mixed_precision.set_global_policy("float32")
     return timer.samples_per_s
 

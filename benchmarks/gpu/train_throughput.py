@@ -8,8 +8,11 @@ importable; installs nothing. Generates a synthetic memory-mapped dataset (100k 
     KERAS_BACKEND=jax python benchmarks/gpu/train_throughput.py [--samples 100000]
 
 "epoch s" extrapolates to one epoch over 70 % of the samples (the train part at
-val_fraction 0.3). Settings map to the config's ``batch_size`` and ``performance`` keys.
-Budget: about 4–6 minutes on one H100 including dataset generation.
+val_fraction 0.3). Settings map to the config's ``batch_size`` (the global batch) and
+``performance`` keys; "devices" is the number of GPUs the model is replicated on. With
+several GPUs visible, the batch-256 settings run again data-parallel on all of them
+(``data_parallel: auto``): the same global batch split, and 256 per GPU.
+Budget: about 4–6 minutes on one H100 including dataset generation, 2 more with several GPUs.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ sys.path[:0] = [str(ROOT / "workflow"), str(ROOT / "benchmarks")]
 import keras  # noqa: E402
 from training_throughput import make_images, measure, peak_rss_gb  # noqa: E402
 
-from edtrain.device import describe_device  # noqa: E402
+from edtrain.device import data_parallel_devices, describe_device, gpu_names  # noqa: E402
 
 # (model, pipeline, batch, precision, workers, steps_per_execution)
 SETTINGS = [
@@ -46,6 +49,18 @@ SETTINGS = [
 ]
 
 
+def data_parallel_settings(replicas: int) -> list[tuple[str, str, int, str, int, int]]:
+    """The batch-256 settings on ``replicas`` GPUs: 256 split between them, and 256 per GPU."""
+    if replicas < 2:
+        return []
+    split = 256 // replicas * replicas  # the global batch must divide evenly
+    return [
+        ("4Lx64F", "stream", split, "mixed_bfloat16", 4, 1),
+        ("4Lx64F", "stream", 256 * replicas, "mixed_bfloat16", 4, 1),
+        ("3Lx32F", "stream", 256 * replicas, "mixed_bfloat16", 4, 1),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=100_000)
@@ -56,16 +71,21 @@ def main() -> None:
     try:
         start = time.perf_counter()
         images, labels = make_images(workdir / "images.npy", args.samples)
+        devices = data_parallel_devices("auto")  # every GPU when several are visible
         print(
-            f"device: {describe_device()}; backend {keras.backend.backend()}; "
-            f"{args.samples} samples generated in {time.perf_counter() - start:.0f} s",
+            f"device: {describe_device()}; {len(gpu_names())} GPU(s) visible; backend "
+            f"{keras.backend.backend()}; {args.samples} samples generated in "
+            f"{time.perf_counter() - start:.0f} s",
             flush=True,
         )
         print(
-            "| model | pipeline | batch | precision | workers | steps/exec | samples/s | epoch s |"
+            "| model | pipeline | batch | precision | workers | steps/exec | devices | "
+            "samples/s | epoch s |"
         )
-        print("|---|---|---|---|---|---|---|---|", flush=True)
-        for model, pipeline, batch, precision, workers, spe in SETTINGS:
+        print("|---|---|---|---|---|---|---|---|---|", flush=True)
+        rows = [(*setting, ()) for setting in SETTINGS]
+        rows += [(*setting, devices) for setting in data_parallel_settings(len(devices))]
+        for model, pipeline, batch, precision, workers, spe, replicated in rows:
             steps = max(args.steps * 32 // batch, 20)
             warmup = max(args.warmup * 32 // batch, 2 * spe)
             warmup += -warmup % spe
@@ -83,11 +103,12 @@ def main() -> None:
                 workers,
                 "auto",
                 spe,
+                replicated,
             )
             epoch_s = 0.7 * args.samples / rate
             print(
                 f"| {model} | {pipeline} | {batch} | {precision} | {workers} | {spe} | "
-                f"{rate:.0f} | {epoch_s:.1f} |",
+                f"{max(len(replicated), 1)} | {rate:.0f} | {epoch_s:.1f} |",
                 flush=True,
             )
         print(f"peak host RSS {peak_rss_gb():.2f} GiB")

@@ -223,6 +223,7 @@ def _set(config: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
         ("data.chunks", 0, ["0 is less than the minimum", "'chunks'"]),
         ("data.source", "root://eosuser.cern.ch", ["is not one of", "'source'"]),
         ("require_gpu", "yes", ["'yes' is not of type 'boolean'", "'require_gpu'"]),
+        ("defaults.performance.data_parallel", "yes", ["'yes'", "'data_parallel'"]),
         ("versions.v11.hyperopt.trials", 20, ["'trials' was unexpected", "['hyperopt']"]),
     ],
 )
@@ -235,6 +236,11 @@ def test_schema_rejects_naming_the_key(
     message = str(error.value)
     for fragment in named:
         assert fragment in message
+
+
+@pytest.mark.parametrize("value", ["auto", True, False])
+def test_data_parallel_accepts_auto_true_false(config: dict[str, Any], value: Any) -> None:
+    validate(_set(copy.deepcopy(config), "defaults.performance.data_parallel", value))
 
 
 def test_schema_requires_directories_for_eos(config: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ RECORD_KEYS = {
     "seed",
     "edtrain_version",
     "backend",
+    "replicas",
 }
 
 
@@ -70,6 +71,7 @@ def test_training_writes_the_contract_outputs_and_learns(dataset, tmp_path) -> N
     assert record["status"] == "ok" and record["nan_epoch"] is None
     assert record["epochs_run"] == 5 and 1 <= record["best_epoch"] <= 5
     assert record["device"] == ("CPU" if not gpu_names() else record["device"])
+    assert record["replicas"] == (1 if len(gpu_names()) < 2 else len(gpu_names()))  # auto
     assert record["samples_capped"] is True and record["dataset_hash"] == "tiny-0-300"
     history = pd.read_csv(out / "history.csv")
     assert list(history["epoch"]) == [0, 1, 2, 3, 4]

@@ -57,6 +57,36 @@ class PlaneSlice(layers.Layer):
         return {**super().get_config(), "plane": self.plane}
 
 
+@keras.saving.register_keras_serializable(package="edtrain")
+class GlobalBatchNormalization(layers.BatchNormalization):
+    """BatchNormalization over the global batch, also under a TensorFlow distribution strategy.
+
+    Keras keeps one moving mean and variance per MirroredStrategy replica, each updated from
+    that replica's share of the batch: validation then mixes the copies, and a saved or
+    resumed model keeps only the first. Built under a strategy with several replicas, this
+    layer all-reduces the batch statistics instead, so every replica sees those of the
+    global batch, as on one device and as JAX's DataParallel computes them anyway. The
+    choice is made on construction and never saved: the model loads on any backend.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(synchronized=_tf_replicas() > 1, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["synchronized"]
+        return config
+
+
+def _tf_replicas() -> int:
+    """Replicas of the TensorFlow distribution strategy in scope (1 without one, or on JAX)."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
 def _branch(x, name: str, cfg: dict[str, Any]):
     """L × [Conv2D(F·growth^i) → MaxPool 2×2 → BatchNorm], then Flatten."""
     for i in range(cfg["conv_layers"]):
@@ -66,7 +96,7 @@ def _branch(x, name: str, cfg: dict[str, Any]):
         )(x)
         x = layers.MaxPooling2D(2, name=f"{name}_pool{i}")(x)
         if cfg["batch_norm"]:
-            x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+            x = GlobalBatchNormalization(name=f"{name}_bn{i}")(x)
     return layers.Flatten(name=f"{name}_flat")(x)
 
 

@@ -92,6 +92,11 @@ class ImageBatches(keras.utils.PyDataset):
 
     With ``seed`` set, ``set_epoch`` orders the rows by a generator seeded with
     (seed, epoch). Without a seed the rows are served in order (validation, prediction).
+
+    With ``replicas`` (data parallelism; ``batch_size`` a multiple of it) the last batch is
+    cut to a multiple of ``replicas``, so every replica gets an equal share: JAX cannot shard
+    anything else, and on TensorFlow an unequal split would weight the samples unequally.
+    The at most ``replicas`` − 1 rows left out of a training epoch change with the shuffle.
     """
 
     def __init__(
@@ -101,14 +106,18 @@ class ImageBatches(keras.utils.PyDataset):
         labels: np.ndarray | None,
         batch_size: int,
         seed: int | None = None,
+        replicas: int = 1,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        if batch_size % replicas:
+            raise ValueError(f"batch size {batch_size} is not a multiple of {replicas} replicas")
         self.reader = RowReader(images)
         self.rows = np.asarray(rows, dtype=np.int64)
         self.labels = labels
         self.batch_size = int(batch_size)
         self.seed = seed
+        self.served = len(self.rows) - len(self.rows) % self.batch_size % replicas
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -120,10 +129,11 @@ class ImageBatches(keras.utils.PyDataset):
             self._order = np.random.default_rng([self.seed, self.epoch]).permutation(self.rows)
 
     def __len__(self) -> int:
-        return -(-len(self.rows) // self.batch_size)
+        return -(-self.served // self.batch_size)
 
     def __getitem__(self, index: int):
-        rows = np.sort(self._order[index * self.batch_size : (index + 1) * self.batch_size])
+        stop = min((index + 1) * self.batch_size, self.served)
+        rows = np.sort(self._order[index * self.batch_size : stop])
         x = self.reader.read(rows)
         if self.labels is None:
             return (x,)

@@ -28,7 +28,13 @@ import pandas as pd
 import edtrain
 from edtrain import callbacks as cb
 from edtrain.angular_metrics import angular_metrics
-from edtrain.device import NoGpuError, describe_device, require_gpu
+from edtrain.device import (
+    NoGpuError,
+    data_parallel_devices,
+    data_parallel_scope,
+    describe_device,
+    require_gpu,
+)
 from edtrain.losses import get_loss
 from edtrain.model import build_model
 from edtrain.pipeline import ImageBatches, open_dataset
@@ -133,10 +139,14 @@ def train(
     """Train one version, resuming from ``state_dir`` if a backup is there; returns the record.
 
     ``extra_callbacks`` run before the built-in ones (e.g. a hyperparameter-search pruner).
+    With data parallelism ``batch_size`` is the global batch, split between the replicas, so
+    a version trains the same way whatever number of GPUs its job lands on.
     """
     if config.get("require_gpu"):
         require_gpu()
     perf = config.get("performance", {})
+    devices = data_parallel_devices(perf.get("data_parallel", "auto"))
+    replicas = max(len(devices), 1)
     keras.mixed_precision.set_global_policy(perf.get("precision", "float32"))
     keras.utils.set_random_seed(config["seed"])
     data = open_dataset(dataset_dir, columns=SPLIT_COLUMNS)
@@ -147,29 +157,38 @@ def train(
         config["val_fraction"],
     )
     labels, batch_size, workers = data.labels, config["batch_size"], perf.get("workers", 2)
+    if replicas > 1 and keras.backend.backend() == "tensorflow":
+        # Under a strategy, fit and evaluate first draw a batch to build the model. Drawn
+        # from Keras' thread enqueuer it rotates that epoch's batches (a resumed run would
+        # not repeat the uninterrupted one); tf.data's own prefetching restarts cleanly.
+        workers = 1
+    common = {"replicas": replicas, "workers": workers}
     train_batches = ImageBatches(
-        data.images, selection.train, labels, batch_size, seed=config["seed"], workers=workers
+        data.images, selection.train, labels, batch_size, seed=config["seed"], **common
     )
-    val_batches = ImageBatches(data.images, selection.val, labels, batch_size, workers=workers)
-    model = _compiled_model(config)
-    _build_loss_and_metrics(model, train_batches)
-    _prepare_state_dir(state_dir)
-    train_batches.set_epoch(cb.completed_epochs(state_dir / cb.BACKUP_DIR))
-    callbacks, nan_guard, resume = cb.build_callbacks(config, state_dir, train_batches)
+    val_batches = ImageBatches(data.images, selection.val, labels, batch_size, **common)
+    if devices:
+        log.info("data parallelism over %d devices: %s", replicas, ", ".join(devices))
+    with data_parallel_scope(devices):
+        model = _compiled_model(config)
+        _build_loss_and_metrics(model, train_batches)
+        _prepare_state_dir(state_dir)
+        train_batches.set_epoch(cb.completed_epochs(state_dir / cb.BACKUP_DIR))
+        callbacks, nan_guard, resume = cb.build_callbacks(config, state_dir, train_batches)
 
-    start = time.monotonic()
-    model.fit(
-        train_batches,
-        validation_data=val_batches,
-        epochs=config["max_epochs"],
-        shuffle=False,  # ImageBatches shuffles, reproducibly (see edtrain.pipeline)
-        callbacks=[*extra_callbacks, *callbacks],
-        verbose=2,
-    )
-    wall_s = time.monotonic() - start
+        start = time.monotonic()
+        model.fit(
+            train_batches,
+            validation_data=val_batches,
+            epochs=config["max_epochs"],
+            shuffle=False,  # ImageBatches shuffles, reproducibly (see edtrain.pipeline)
+            callbacks=[*extra_callbacks, *callbacks],
+            verbose=2,
+        )
+        wall_s = time.monotonic() - start
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    record = _finish(state_dir, out_dir, nan_guard, resume)
+    record = _finish(state_dir, out_dir, nan_guard, resume, replicas)
     record |= {
         "wall_s": round(wall_s, 3),
         "dataset_hash": data.manifest.get("dataset_hash"),
@@ -189,7 +208,11 @@ def train(
 
 
 def _finish(
-    state_dir: Path, out_dir: Path, nan_guard: cb.NanGuard, resume: cb.ResumeState
+    state_dir: Path,
+    out_dir: Path,
+    nan_guard: cb.NanGuard,
+    resume: cb.ResumeState,
+    replicas: int,
 ) -> dict[str, Any]:
     """Copy the best model and the history out; the outcome part of the record."""
     best = resume.checkpoint.best
@@ -198,7 +221,8 @@ def _finish(
         shutil.copyfile(state_dir / cb.BEST_CHECKPOINT, out_dir / "model.keras")
     return {
         "status": "failed" if not finite else "nan" if nan_guard.nan_epoch is not None else "ok",
-        "device": describe_device(),
+        "device": describe_device(replicas),
+        "replicas": replicas,
         "epochs_run": _write_history(state_dir, out_dir),
         "best_epoch": resume.early_stopping.best_epoch + 1 if finite else None,
         "nan_epoch": None if nan_guard.nan_epoch is None else nan_guard.nan_epoch + 1,
