@@ -12,6 +12,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -20,6 +21,7 @@ from snakemake.utils import validate
 from edtrain.config import resolve_version
 from edtrain.dataset.discover import chunk_of
 
+REPO = Path(__file__).resolve().parents[2]
 ALL_VERSIONS = [f"v{i}" for i in range(7, 15)]
 DATA_RULES = {"simulate", "chunk", "assemble"}
 GPU_RULES = {"train", "hyperopt_trial"}
@@ -112,6 +114,19 @@ def test_condor_training_jobs_carry_the_lxplus_settings(snakemake) -> None:
     assert int(train.resources["classad_MaxRuntime"]) >= 86400
     assert train.resources["htcondor_submit_MY__SendCredential"] == "True"
     assert "classad_AccountingGroup" in train.resources
+
+
+@pytest.mark.parametrize("samples", [1_000, 100_000, 200_000])
+def test_condor_training_retries_never_outgrow_a_gpu_slot(tmp_path: Path, samples: int) -> None:
+    profile = yaml.safe_load((REPO / "profiles" / "condor" / "config.yaml").read_text())
+    train = profile["set-resources"]["train"]
+    (tmp_path / "config.json").write_text(json.dumps({"samples": samples}))
+    names = {"input": SimpleNamespace(config=str(tmp_path / "config.json"))}
+    memory = [eval(train["htcondor_request_mem_mb"], {**names, "attempt": a}) for a in (1, 2, 3)]
+    runtime = [eval(train["classad_MaxRuntime"], {**names, "attempt": a}) for a in (1, 2, 3)]
+    assert memory == sorted(memory) and max(memory) <= 16000
+    assert runtime == sorted(runtime) and max(runtime) <= 3 * 86400
+    assert memory[0] == min(16000, 4000 + samples // 8)
 
 
 def test_only_selected_versions_are_built_by_default(snakemake, rundir: Path) -> None:

@@ -141,8 +141,9 @@ def architecture_section(r: Report) -> list[str]:
         gain = improvement(base_mean, row["mean_deg"])
         lines.append(
             f"- **{c.version} ({samples_label(row['samples'])}, {row['architecture']})**: "
-            f"{deg(row['mean_deg'])} mean → **{change_text(gain, 'improvement')}** over "
-            f"{base.name} baseline ({deg(base_mean)}); Δ {delta_text(c)}, {verdict(c)}"
+            f"{deg(row['mean_deg'])} mean → **{change_text(gain, 'improvement')}** "
+            f"{'over' if gain >= 0 else 'than'} {base.name} baseline ({deg(base_mean)}); "
+            f"Δ {delta_text(c)}, {verdict(c)}"
             + (f"; also differs in {', '.join(c.confounded_by)}" if c.confounded_by else "")
         )
     better = sum(c.delta < 0 for c in r.architecture)
