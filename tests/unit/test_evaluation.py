@@ -38,10 +38,12 @@ def predicted(tmp_path_factory):
     (root / "config.json").write_text(json.dumps(config))
     model = build_model(config["model"], config["input"])
     model.save(root / "model.keras")
+    (root / "training.json").write_text(json.dumps({"status": "ok"}))
     args = argparse.Namespace(
         dataset=dataset,
         config=root / "config.json",
         model=root / "model.keras",
+        training=None,  # next to the model
         out_predictions=root / "v" / "predictions.npz",
         out_metrics=root / "v" / "metrics.json",
     )
@@ -77,3 +79,18 @@ def test_metrics_are_the_summary_of_the_saved_predictions(predicted) -> None:
     assert len(bins) == len(metrics.ENERGY_BINS_MEV) - 1
     assert sum(b["n"] for b in bins) == int((saved["energy_mev"] < 70).sum())
     assert all(b["median_deg"] is None for b in bins if b["n"] == 0)
+
+
+def test_a_failed_training_is_not_run_and_has_no_score(predicted, tmp_path) -> None:
+    *_, ok = predicted
+    (tmp_path / "training.json").write_text(json.dumps({"status": "failed"}))
+    args = argparse.Namespace(
+        **{**vars(ok), "model": tmp_path / "absent.keras", "training": tmp_path / "training.json"},
+    )
+    args.out_predictions, args.out_metrics = tmp_path / "p.npz", tmp_path / "m.json"
+    assert evaluation.main(args) == 0
+    saved, good = np.load(args.out_predictions), np.load(ok.out_predictions)
+    assert np.isnan(saved["test_predictions"]).all()
+    np.testing.assert_array_equal(saved["key_hash"], good["key_hash"])
+    scores = json.loads(args.out_metrics.read_text(), parse_constant=_reject_nan)
+    assert scores["training_status"] == "failed" and scores["mean_deg"] is None

@@ -65,11 +65,11 @@ def write_version(folder: Path, name: str, common: dict, rng: np.random.Generato
                 "n_val": 0, "nan_epoch": 9 if status == "nan" else None,
                 "best_val_loss": 1.0, "dataset_hash": "d1"}  # fmt: skip
     (folder / "training.json").write_text(json.dumps(training))
-    if status == "failed":
-        return
     true = common["test_true"].astype(np.float64)
     pred = true + noise * rng.normal(size=true.shape)
     pred[rng.random(N_TEST) < flips] *= -1
+    if status == "failed":  # as `edtrain predict` writes them for a failed training
+        pred[:] = np.nan
     np.savez(folder / "predictions.npz", test_predictions=pred.astype(np.float32), **common)
     (folder / "metrics.json").write_text(json.dumps({"test_set_hash": TEST_SET_HASH}))
 

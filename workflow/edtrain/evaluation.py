@@ -44,36 +44,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", required=True, type=Path, help="assembled dataset directory")
     parser.add_argument("--config", required=True, type=Path, help="resolved version config.json")
     parser.add_argument("--model", required=True, type=Path, help="the version's model.keras")
+    parser.add_argument(
+        "--training", type=Path, help="the version's training.json (default: next to --model)"
+    )
     parser.add_argument("--out-predictions", required=True, type=Path, help="predictions.npz")
     parser.add_argument("--out-metrics", required=True, type=Path, help="metrics.json")
 
 
 def main(args: argparse.Namespace) -> int:
     config = json.loads(args.config.read_text())
+    record = json.loads((args.training or args.model.with_name("training.json")).read_text())
     predictions = predict_test_set(
-        args.dataset, config["samples"], config["val_fraction"], args.model
+        args.dataset,
+        config["samples"],
+        config["val_fraction"],
+        args.model,
+        trained=record["status"] != "failed",
     )
     args.out_predictions.parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out_predictions, **predictions)
     manifest = json.loads((args.dataset / "manifest.json").read_text())
     scores = score(predictions, config["name"], manifest["test_set_hash"])
+    scores["training_status"] = record["status"]
     args.out_metrics.parent.mkdir(parents=True, exist_ok=True)
     args.out_metrics.write_text(json.dumps(scores, indent=2) + "\n")
     return 0
 
 
 def predict_test_set(
-    dataset_dir: Path, samples: int, val_fraction: float, model_path: Path
+    dataset_dir: Path, samples: int, val_fraction: float, model_path: Path, trained: bool = True
 ) -> dict[str, np.ndarray]:
-    """The predictions.npz arrays: predictions, truth and sample keys of the common test set."""
+    """The predictions.npz arrays: predictions, truth and sample keys of the common test set.
+
+    A version whose training failed (``trained`` False: no finite model) is not run; its
+    predictions are NaN, so every statistic of it is undefined rather than made up.
+    """
     data = open_dataset(dataset_dir, columns=TABLE_COLUMNS)
     table = data.samples
     rows = select_version(
         table["key_hash"].to_numpy(), table["rank"].to_numpy(), samples, val_fraction
     ).test
-    network = keras.saving.load_model(model_path, compile=False)
-    batches = ImageBatches(data.images, rows, None, PREDICTION_BATCH)
-    predicted = network.predict(batches, verbose=0) if len(rows) else np.zeros((0, 3))
+    if not trained:
+        predicted = np.full((len(rows), 3), np.nan)
+    elif len(rows):
+        network = keras.saving.load_model(model_path, compile=False)
+        predicted = network.predict(
+            ImageBatches(data.images, rows, None, PREDICTION_BATCH), verbose=0
+        )
+    else:
+        predicted = np.zeros((0, 3))
     test = table.iloc[rows]
     return {
         "test_predictions": np.asarray(predicted, dtype=np.float32),

@@ -15,10 +15,12 @@ ENERGY_BINS_MEV = np.array([*range(2, 32, 2), 35, 40, 50, 70], dtype=float)
 
 
 def unit(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length; zero rows stay zero (and score as 90°)."""
+    """Rows scaled to unit length; zero rows stay zero (and score as 90°); rows with a NaN or
+    infinite component have no direction and become NaN (no score, rather than a made-up one)."""
     vectors = np.asarray(vectors, dtype=np.float64)
     norm = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return np.divide(vectors, norm, out=np.zeros_like(vectors), where=norm > 0)
+    out = np.where(np.isfinite(norm), 0.0, np.nan) * np.ones_like(vectors)
+    return np.divide(vectors, norm, out=out, where=np.isfinite(norm) & (norm > 0))
 
 
 def cosines(pred: np.ndarray, true: np.ndarray) -> np.ndarray:

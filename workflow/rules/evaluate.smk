@@ -8,6 +8,7 @@ rule predict:
         manifest=f"{DATASET}/manifest.json",
         config=f"{RESULTS}/{{version}}/config.json",
         model=f"{RESULTS}/{{version}}/model.keras",
+        record=f"{RESULTS}/{{version}}/training.json",
     output:
         predictions=f"{RESULTS}/{{version}}/predictions.npz",
         metrics=f"{RESULTS}/{{version}}/metrics.json",
@@ -19,5 +20,6 @@ rule predict:
         "../../envs/cpu.yaml"
     shell:
         "edtrain predict --dataset {params.dataset} --config {input.config}"
-        " --model {input.model} --out-predictions {output.predictions}"
+        " --model {input.model} --training {input.record}"
+        " --out-predictions {output.predictions}"
         " --out-metrics {output.metrics} > {log} 2>&1"

@@ -126,4 +126,6 @@ def load_run(results_dir: Path, name: str) -> Run:
     else:
         run.missing.append(history.name)
     run.predictions = _read_predictions(folder / "predictions.npz", run)
+    if run.training_status == "failed":  # no finite model: its predictions are NaN stand-ins
+        run.predictions = None
     return run
