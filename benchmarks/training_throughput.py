@@ -25,6 +25,7 @@ import keras
 import numpy as np
 
 from edtrain.device import data_parallel_scope, describe_device
+from edtrain.legacy import PREDECESSOR_FIXED
 from edtrain.losses import get_loss
 from edtrain.model import IMAGE_SHAPE, build_model
 from edtrain.pipeline import ImageBatches
@@ -34,14 +35,7 @@ MODELS = {
     "4Lx64F": {"conv_layers": 4, "filters": 64},
     "tiny": {"conv_layers": 2, "filters": 4, "dense_units": 16},
 }
-PREDECESSOR = {
-    "kernel_size": 3,
-    "filter_growth": 2.0,
-    "batch_norm": True,
-    "dense_layers": 2,
-    "dense_units": 256,
-    "dropout": 0.3,
-}
+PREDECESSOR = PREDECESSOR_FIXED["model"]  # the layers v7–v13 had whatever their config said
 
 
 def make_images(

@@ -132,9 +132,9 @@ def _table_digest(table: pa.Table) -> bytes:
     return digest.digest()
 
 
-def assemble(chunk_dirs: list[str], out: str, test_fraction: float) -> dict[str, Any]:
-    """Write images.npy and samples.parquet into ``out``; return the manifest (not yet written)."""
-    manifests = read_chunks(chunk_dirs)
+def assemble(manifests: list[dict[str, Any]], out: str, test_fraction: float) -> dict[str, Any]:
+    """Write images.npy and samples.parquet into ``out`` from the chunks (``read_chunks``);
+    return the manifest (not yet written)."""
     table = _read_tables(manifests)
     hashes = table["key_hash"].to_numpy()
     sorted_hashes = np.sort(hashes)
@@ -203,7 +203,7 @@ def main(args: argparse.Namespace) -> int:
     if report_skips(files, rows, args.strict):
         return 1
     try:
-        manifest = assemble(args.chunks, args.out, args.test_fraction)
+        manifest = assemble(manifests, args.out, args.test_fraction)
     except ChunkError as err:
         print(f"edtrain assemble: {err}", file=sys.stderr)
         return 2

@@ -106,8 +106,7 @@ def build_chunk(
                 found = extract(source, cuts, convention, allocate=writer.reserve)
             except BadFile as bad:
                 file_skips.append(Skip(bad.path, bad.reason, source.basename))
-                paths = [source.cluster_file] if source.cluster_file else source.planes.values()
-                records += [_file_record(path) for path in paths]
+                records += [_file_record(path) for path in source.paths]
                 continue
             writer.commit(len(found.images))
             columns.append(found.columns)

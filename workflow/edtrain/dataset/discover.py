@@ -33,6 +33,11 @@ class Source:
     planes: dict[str, str]  # plane letter -> npz file path; empty for a cluster file
     cluster_file: str | None = None  # the ROOT file holding all three planes
 
+    @property
+    def paths(self) -> list[str]:
+        """The files this basename is read from."""
+        return [self.cluster_file] if self.cluster_file else list(self.planes.values())
+
 
 def _plane_files(
     store: Storage, root: str, files: list[tuple[str, str]], per_plane: bool
@@ -144,11 +149,7 @@ def chunk_listings(inputs: list[str], chunks: int) -> list[str]:
     which is what lets a workflow redo only those chunks.
     """
     sources, skips = discover(inputs)
-    paths = [
-        (s.basename, p)
-        for s in sources
-        for p in ([s.cluster_file] if s.cluster_file else s.planes.values())
-    ]
+    paths = [(s.basename, p) for s in sources for p in s.paths]
     paths += [(s.basename, s.path) for s in skips]
     digests = [hashlib.sha256() for _ in range(chunks)]
     names = [name for name, _ in paths]

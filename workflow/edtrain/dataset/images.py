@@ -56,7 +56,8 @@ def to_float16(raw: np.ndarray, out: np.ndarray) -> np.ndarray:
     bit are converted: cluster images are ~1.5 % pixels and ~25 % such blocks, and numpy's
     float16 cast (no SIMD path on x86) is the most expensive step of reading a sample.
     """
-    per_block = 8 * IMAGE_SHAPE[1]
+    block_rows = 8
+    per_block = block_rows * IMAGE_SHAPE[1]
     blocks = raw.reshape(-1, per_block)
     used = np.flatnonzero(np.bitwise_or.reduce(blocks.view(np.uint64), axis=1))
     converted = blocks[used].astype(IMAGE_DTYPE)
@@ -66,7 +67,7 @@ def to_float16(raw: np.ndarray, out: np.ndarray) -> np.ndarray:
     exponent = converted.view(np.uint16) & np.uint16(0x7C00)  # all ones: inf or NaN
     bad_blocks = used[(exponent == 0x7C00).any(axis=1)]
     bad = np.zeros(raw.shape[:2], dtype=bool)
-    bad.reshape(-1)[bad_blocks // (IMAGE_SHAPE[0] // 8)] = True
+    bad.reshape(-1)[bad_blocks // (IMAGE_SHAPE[0] // block_rows)] = True
     return bad
 
 
