@@ -12,7 +12,8 @@ val_fraction 0.3). Settings map to the config's ``batch_size`` (the global batch
 ``performance`` keys; "devices" is the number of GPUs the model is replicated on. With
 several GPUs visible, the batch-256 settings run again data-parallel on all of them
 (``data_parallel: auto``): the same global batch split, and 256 per GPU.
-Budget: about 4–6 minutes on one H100 including dataset generation, 2 more with several GPUs.
+Measured: 145 s on one H100 including dataset generation (benchmarks/results/training.md);
+about a minute more with several GPUs.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ SETTINGS = [
     ("4Lx64F", "stream", 32, "mixed_bfloat16", 4, 1),
     ("4Lx64F", "stream", 32, "mixed_bfloat16", 4, 8),
     ("4Lx64F", "stream", 256, "mixed_bfloat16", 4, 1),
+    ("4Lx64F", "stream", 512, "mixed_bfloat16", 8, 1),
+    ("4Lx64F", "stream", 1024, "mixed_bfloat16", 8, 4),
     ("3Lx32F", "stream", 32, "float32", 4, 1),
     ("3Lx32F", "stream", 256, "mixed_bfloat16", 4, 1),
 ]
