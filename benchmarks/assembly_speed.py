@@ -5,7 +5,9 @@ The production is fake but shaped like nov11: 4239 files for 170,709 triplets (�
 each plane file with ~120 clusters of which only the matched main-track ones are used (that row
 count reproduces the predecessor's 0.2 MB of RSS per triplet). Files are written once under
 --workdir; each size N reads a folder of links to the first ceil(N / 40.27) basenames, so
-10k ⊂ 50k ⊂ 170k. Every process runs alone with warm caches; peak RSS comes from wait4.
+10k ⊂ 50k ⊂ 170k. Every process runs alone with warm caches; peak RSS comes from wait4. Each
+loader runs --repeats times, the loaders in turn, and the table shows each loader's run of
+median wall time (ratios are of medians) with every run's wall time beside it.
 
     .venv/bin/python benchmarks/assembly_speed.py --sizes 10000 50000 --jobs 2
 """
@@ -170,27 +172,39 @@ def run_edtrain(folder: str, out: str, chunks: int, jobs: int) -> dict:
     }
 
 
-def run_predecessor(folder: str, log: str) -> dict:
+def run_predecessor(folder: str, out: str) -> dict:
+    os.makedirs(out)
     cmd = [sys.executable, os.path.join(HERE, "predecessor_loader.py"), folder]
-    wall, cpu, rss, outs = measured([cmd], log)
+    wall, cpu, rss, outs = measured([cmd], os.path.join(out, "predecessor"))
     return {**json.loads(outs[0]), "wall_s": wall, "cpu_s": cpu, "peak_rss_bytes": rss[0]}
 
 
 def benchmark(size: int, args: argparse.Namespace) -> dict:
+    """Each loader ``args.repeats`` times, in turn; per loader the run of median wall time."""
     folder = production(args.workdir, size)
     out = os.path.join(args.workdir, f"run_{size}")
-    subprocess.run(["rm", "-rf", out], check=True)
-    os.makedirs(out)
-    result: dict = {"size": size, "production_bytes": warm(folder)}
-    result["edtrain_1"] = run_edtrain(folder, os.path.join(out, "one"), chunks=1, jobs=1)
-    warm(folder)
-    result["edtrain_n"] = run_edtrain(folder, os.path.join(out, "par"), args.chunks, args.jobs)
-    same = result["edtrain_1"]["dataset_hash"] == result["edtrain_n"]["dataset_hash"]
-    result["identical_across_chunkings"] = same
+    loaders = {
+        "edtrain_1": lambda d: run_edtrain(folder, d, chunks=1, jobs=1),
+        "edtrain_n": lambda d: run_edtrain(folder, d, args.chunks, args.jobs),
+    }
     if size <= args.predecessor_max:
-        warm(folder)
-        result["predecessor"] = run_predecessor(folder, os.path.join(out, "predecessor"))
+        loaders["predecessor"] = lambda d: run_predecessor(folder, d)
+    runs: dict[str, list[dict]] = {name: [] for name in loaders}
+    result: dict = {"size": size, "production_bytes": warm(folder)}
+    for _ in range(args.repeats):  # in turn, so drifting machine state hits all alike
+        for name, run in loaders.items():
+            subprocess.run(["rm", "-rf", out], check=True)
+            os.makedirs(out)
+            warm(folder)
+            runs[name].append(run(os.path.join(out, name)))
     subprocess.run(["rm", "-rf", out], check=True)
+    for name, done in runs.items():
+        result[name] = {
+            **sorted(done, key=lambda m: m["wall_s"])[len(done) // 2],
+            "walls": [round(m["wall_s"], 2) for m in done],
+        }
+    hashes = {m["dataset_hash"] for name in ("edtrain_1", "edtrain_n") for m in runs[name]}
+    result["identical_across_chunkings"] = len(hashes) == 1
     return result
 
 
@@ -199,7 +213,7 @@ def markdown(results: list[dict], args: argparse.Namespace) -> str:
     head = (
         "| triplets | loader | processes | wall s | triplets/s | vs predecessor | CPU s "
         "| triplets/CPU-s | vs predecessor | peak RSS MB (chunk / assemble) | RSS/triplet kB "
-        "| read/triplet kB |\n" + "|---" * 12 + "|"
+        "| read/triplet kB | wall s, every run |\n" + "|---" * 13 + "|"
     )
     lines = [head]
     for r in results:
@@ -208,7 +222,7 @@ def markdown(results: list[dict], args: argparse.Namespace) -> str:
         runs.append(("edtrain", f"{args.chunks} chunks, {args.jobs} at a time", r["edtrain_n"]))
         for name, procs, m in runs:
             if m is None:
-                lines.append(f"| {r['size']} | predecessor | 1 | not run (RAM) |" + " |" * 8)
+                lines.append(f"| {r['size']} | predecessor | 1 | not run (RAM) |" + " |" * 9)
                 continue
             n, rss = m["triplets"], m["peak_rss_bytes"]
             wall, cpu = m["wall_s"], m["cpu_s"]
@@ -222,7 +236,7 @@ def markdown(results: list[dict], args: argparse.Namespace) -> str:
             lines.append(
                 f"| {n} | {name} | {procs} | {wall:.1f} | {n / wall:,.0f} | {ratio} | {cpu:.1f} "
                 f"| {n / cpu:,.0f} | {cpu_ratio} | {rss * mb:,.0f}{per_step} | {rss / n / 1e3:.1f} "
-                f"| {m['bytes_read'] / n / 1e3:.0f} |"
+                f"| {m['bytes_read'] / n / 1e3:.0f} | {', '.join(map(str, m['walls']))} |"
             )
     return "\n".join(lines)
 
@@ -233,6 +247,7 @@ def main() -> int:
     parser.add_argument("--workdir", default=os.path.join(HERE, "out", "assembly"))
     parser.add_argument("--chunks", type=int, default=2, help="chunks of the parallel run")
     parser.add_argument("--jobs", type=int, default=2, help="chunk processes at a time")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per loader (median shown)")
     parser.add_argument(
         "--predecessor-max", type=int, default=50_000, help="largest size the old loader runs at"
     )

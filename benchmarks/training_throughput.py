@@ -2,7 +2,7 @@
 
 Both train the same predecessor model (angular loss, Adam, batch 32 by default) on the same
 synthetic images; "memory" is model.fit on float32 numpy arrays held in RAM (how v7–v13
-trained), "stream" is edtrain.pipeline.ImageBatches reading the float16 memory-mapped file.
+trained), "stream" is edtrain.pipeline.ImageBatches reading the float16 image file.
 samples/s is measured after the first ``--warmup`` steps (graph tracing, compilation).
 
     python benchmarks/training_throughput.py                    # CPU table, both models
@@ -24,6 +24,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from edtrain.dataset.reader import Images
 from edtrain.device import data_parallel_scope, describe_device
 from edtrain.legacy import PREDECESSOR_FIXED
 from edtrain.losses import get_loss
@@ -38,9 +39,7 @@ MODELS = {
 PREDECESSOR = PREDECESSOR_FIXED["model"]  # the layers v7–v13 had whatever their config said
 
 
-def make_images(
-    path: Path, n: int, seed: int = 0, chunk: int = 512
-) -> tuple[np.memmap, np.ndarray]:
+def make_images(path: Path, n: int, seed: int = 0, chunk: int = 512) -> tuple[Images, np.ndarray]:
     """A float16 (n, 3, 128, 32) .npy of sparse ADC-like images, written chunk by chunk.
 
     Written with plain file writes, not through a mapping, so generating a large file does
@@ -56,7 +55,7 @@ def make_images(
             f.write(block.astype(np.float16).tobytes())
     labels = rng.normal(size=(n, 3)).astype(np.float32)
     labels /= np.linalg.norm(labels, axis=1, keepdims=True)
-    return np.load(path, mmap_mode="r"), labels
+    return Images([path]), labels
 
 
 class Throughput(keras.callbacks.Callback):
@@ -86,7 +85,7 @@ class Throughput(keras.callbacks.Callback):
 
 
 def measure(
-    images: np.memmap,
+    images: Images,
     labels: np.ndarray,
     model_name: str,
     pipeline: str,
@@ -144,7 +143,7 @@ def machine() -> str:
     )
 
 
-def throughput_table(args: argparse.Namespace, images: np.memmap, labels: np.ndarray) -> None:
+def throughput_table(args: argparse.Namespace, images: Images, labels: np.ndarray) -> None:
     print(f"machine: {machine()}; backend {keras.backend.backend()}; batch {args.batch_size}")
     print("| model | pipeline | samples/s | stream / memory |")
     print("|---|---|---|---|")
@@ -169,8 +168,8 @@ def throughput_table(args: argparse.Namespace, images: np.memmap, labels: np.nda
         print(f"| {model_name} | stream | {stream:.1f} | {stream / memory:.3f} |")
 
 
-def rss_check(args: argparse.Namespace, images: np.memmap, labels: np.ndarray) -> None:
-    """Peak RSS of a tiny model streaming one full epoch over the whole memory-mapped file."""
+def rss_check(args: argparse.Namespace, images: Images, labels: np.ndarray) -> None:
+    """Peak RSS of a tiny model streaming one full epoch over the whole image file."""
     keras.utils.set_random_seed(0)
     model = build_model({**PREDECESSOR, **MODELS["tiny"]}, {"normalization": "none"})
     model.compile(optimizer="adam", loss=get_loss("angular"))
@@ -180,7 +179,7 @@ def rss_check(args: argparse.Namespace, images: np.memmap, labels: np.ndarray) -
     before = peak_rss_gb()
     start = time.perf_counter()
     model.fit(batches, epochs=1, shuffle=False, verbose=0)
-    size_gb = images.nbytes / 1024**3
+    size_gb = len(images) * images.row_bytes / 1024**3
     print(f"machine: {machine()}; dataset {len(images)} samples, {size_gb:.2f} GiB on disk")
     print(
         f"peak RSS before fit {before:.2f} GiB, after one epoch {peak_rss_gb():.2f} GiB "

@@ -1,7 +1,7 @@
 """GPU training throughput of the predecessor models under edtrain's speed settings.
 
 Runs on the JAX backend (no TensorFlow needed) with keras, jax, numpy, pandas and pyarrow
-importable; installs nothing. Generates a synthetic memory-mapped dataset (100k samples,
+importable; installs nothing. Generates a synthetic float16 image file (100k samples,
 2.5 GB float16) in a temporary directory, times each setting over ``--steps`` batches after
 ``--warmup`` untimed ones (compilation), and prints one Markdown table:
 

@@ -20,6 +20,7 @@ import pytest
 from tiny_dataset import make_dataset, tiny_config
 
 from edtrain import device
+from edtrain.dataset.reader import Images
 from edtrain.model import GlobalBatchNormalization
 from edtrain.pipeline import ImageBatches
 
@@ -100,7 +101,7 @@ def test_two_replicas_resume_exactly(runs: Path) -> None:
 
 def test_batches_split_evenly_between_replicas(tmp_path: Path) -> None:
     np.save(tmp_path / "images.npy", np.zeros((50, 3, 4, 2), dtype=np.float16))
-    images = np.load(tmp_path / "images.npy", mmap_mode="r")
+    images = Images([tmp_path / "images.npy"])
     labels = np.zeros((50, 3), dtype=np.float32)
 
     def sizes(n: int, batch_size: int, replicas: int) -> list[int]:

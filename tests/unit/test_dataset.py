@@ -5,7 +5,9 @@ check that every image landed in the row of its sample.
 """
 
 import json
+import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,7 +15,7 @@ import pytest
 
 from edtrain import cli, splits
 from edtrain.dataset.discover import dataset_order
-from edtrain.dataset.images import SAMPLE_BYTES
+from edtrain.dataset.reader import open_images, part_paths
 from edtrain.formats import columns as col
 from edtrain.formats.npz import write_plane_npz
 
@@ -100,9 +102,19 @@ def build(tmp_path, name, inputs, chunks=1, chunk_order=None, test_fraction=0.2,
 
 def load(dataset):
     table = pd.read_parquet(dataset / "samples.parquet")
-    images = np.load(dataset / "images.npy", mmap_mode="r")
+    images = open_images(dataset)
     manifest = json.loads((dataset / "manifest.json").read_text())
     return table, images, manifest
+
+
+def assert_same_dataset(a: Path, b: Path) -> None:
+    """Equal tables, bitwise-equal images and equal manifests but for how images are split."""
+    (ta, ia, ma), (tb, ib, mb) = load(a), load(b)
+    pd.testing.assert_frame_equal(ta, tb)
+    assert np.asarray(ia).tobytes() == np.asarray(ib).tobytes()
+    for m in (ma, mb):
+        assert sum(p["samples"] for p in m["images"].pop("parts")) == m["samples"]
+    assert ma == mb
 
 
 def test_dataset_contract(tmp_path):
@@ -157,25 +169,16 @@ def test_independent_of_chunking_and_input_order(tmp_path):
     four = build(
         tmp_path, "four", [tmp_path / "b", tmp_path / "a"], chunks=4, chunk_order=[2, 0, 3, 1]
     )
-    t1, _, m1 = load(one)
-    t4, _, m4 = load(four)
-    pd.testing.assert_frame_equal(t1, t4)
-    assert (one / "images.npy").read_bytes() == (four / "images.npy").read_bytes()
-    assert m1 == m4
+    assert_same_dataset(one, four)
+    assert len(part_paths(one)) == 1 and len(part_paths(four)) == 4
 
 
 @pytest.mark.parametrize("block_rows", [4, 12])  # smaller than a basename (5 samples); two
-def test_small_write_blocks_and_copies_give_the_same_dataset(tmp_path, monkeypatch, block_rows):
+def test_small_write_blocks_give_the_same_dataset(tmp_path, monkeypatch, block_rows):
     make_production(tmp_path / "p", range(9))
     one = build(tmp_path, "one", [tmp_path / "p"])
     monkeypatch.setattr("edtrain.dataset.images.BLOCK_ROWS", block_rows)
-    monkeypatch.setattr("edtrain.dataset.images.COPY_BYTES", 3 * SAMPLE_BYTES)
-    small = build(tmp_path, "small", [tmp_path / "p"], chunks=2)
-    t1, _, m1 = load(one)
-    t2, _, m2 = load(small)
-    pd.testing.assert_frame_equal(t1, t2)
-    assert (one / "images.npy").read_bytes() == (small / "images.npy").read_bytes()
-    assert m1 == m2
+    assert_same_dataset(one, build(tmp_path, "small", [tmp_path / "p"], chunks=2))
 
 
 def test_empty_chunks_assemble(tmp_path):
@@ -363,3 +366,36 @@ def test_bad_invocations_exit_2_with_a_message(tmp_path, capsys):
     ]
     assert run(*args) == 2
     assert "missing [1]" in capsys.readouterr().err
+
+
+def test_assemble_refuses_damaged_chunks_naming_them(tmp_path, capsys):
+    make_production(tmp_path / "p", range(6))
+    build(tmp_path, "ds", [tmp_path / "p"], chunks=2)
+    chunks = [tmp_path / f"ds_chunk{i}" for i in range(2)]
+    args = ["assemble", "--chunks", *chunks, "--out", tmp_path / "out", "--test-fraction", 0.2]
+
+    def refused(damage, message):
+        for d in chunks:  # fresh copies of the good chunks
+            shutil.rmtree(d.with_name(d.name + "_bad"), ignore_errors=True)
+            shutil.copytree(d, d.with_name(d.name + "_bad"))
+        damage(*(d.with_name(d.name + "_bad") for d in chunks))
+        bad_args = [a.with_name(a.name + "_bad") if a in chunks else a for a in args]
+        assert run(*bad_args) == 2
+        err = capsys.readouterr().err
+        assert re.search(message, err) and "ds_chunk" in err, err
+
+    def swap_tables(a, b):
+        (a / "samples.npz").rename(a / "tmp")
+        (b / "samples.npz").rename(a / "samples.npz")
+        (a / "tmp").rename(b / "samples.npz")
+
+    def truncate_table(a, _):
+        (a / "samples.npz").write_bytes((a / "samples.npz").read_bytes()[:100])
+
+    def drop_images(a, _):
+        np.save(a / "images.npy", np.zeros((1, 3, *SHAPE), dtype=np.float16))
+
+    refused(swap_tables, "rows, |not in dataset order")  # another chunk's table
+    refused(truncate_table, "not a chunk table")
+    refused(drop_images, "expected float16")
+    assert not (tmp_path / "out").exists()

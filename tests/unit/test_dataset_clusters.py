@@ -8,6 +8,7 @@ import pytest
 
 from edtrain import cli, imaging
 from edtrain.dataset import chunk
+from edtrain.dataset.reader import open_images
 from edtrain.simulation import production
 
 
@@ -19,7 +20,7 @@ def _dataset(tmp_path, name, inputs, convention):
     assert cli.main(args) == 0
     table = pd.read_parquet(out / "samples.parquet")
     manifest = json.loads((out / "manifest.json").read_text())
-    return table, np.load(out / "images.npy"), manifest
+    return table, np.asarray(open_images(out)), manifest
 
 
 @pytest.mark.parametrize("convention", imaging.FLIP_CONVENTIONS)

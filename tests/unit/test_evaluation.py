@@ -11,6 +11,7 @@ import pytest
 from tiny_dataset import make_dataset, tiny_config
 
 from edtrain import evaluation, metrics
+from edtrain.dataset.reader import open_images
 from edtrain.model import build_model
 from edtrain.splits import select_version
 
@@ -62,7 +63,7 @@ def test_predictions_cover_the_common_test_set(predicted) -> None:
     np.testing.assert_array_equal(saved["key_hash"], table["key_hash"].to_numpy()[test])
     labels = table[["label_x", "label_y", "label_z"]].to_numpy(np.float32)[test]
     np.testing.assert_array_equal(saved["test_true"], labels)
-    images = np.load(dataset / "images.npy")[test]
+    images = open_images(dataset)[test]
     expected = model.predict(images, verbose=0)
     np.testing.assert_allclose(saved["test_predictions"], expected, rtol=1e-5, atol=1e-6)
 

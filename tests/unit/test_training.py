@@ -13,8 +13,9 @@ import pytest
 from tiny_dataset import make_dataset, tiny_config
 
 from edtrain import device, training
+from edtrain.dataset.reader import Images
 from edtrain.device import gpu_names
-from edtrain.pipeline import ImageBatches, RowReader
+from edtrain.pipeline import ImageBatches
 
 RECORD_KEYS = {
     "status",
@@ -134,7 +135,7 @@ def test_batches_cover_every_row_once_per_epoch_in_seeded_order(tmp_path) -> Non
     n = 200
     images = np.broadcast_to(np.arange(n, dtype=np.float16)[:, None, None, None], (n, 3, 128, 32))
     np.save(tmp_path / "images.npy", images)
-    images = np.load(tmp_path / "images.npy", mmap_mode="r")  # image i holds the value i
+    images = Images([tmp_path / "images.npy"])  # image i holds the value i
     labels = np.repeat(np.arange(n, dtype=np.float32)[:, None], 3, axis=1)
     rows = np.arange(0, n, 2)
 
@@ -161,14 +162,23 @@ def test_batches_cover_every_row_once_per_epoch_in_seeded_order(tmp_path) -> Non
     np.testing.assert_array_equal(np.concatenate(in_order), rows)
 
 
-def test_row_reader_matches_fancy_indexing_of_the_memory_map(tmp_path) -> None:
+def test_images_read_parts_end_to_end_like_one_array(tmp_path) -> None:
     data = np.random.default_rng(1).normal(size=(50, 3, 4, 2)).astype(np.float16)
-    np.save(tmp_path / "images.npy", data)
-    images = np.load(tmp_path / "images.npy", mmap_mode="r")
-    rows = np.array([0, 1, 2, 7, 9, 10, 49])  # runs of consecutive rows and single rows
-    np.testing.assert_array_equal(RowReader(images).read(rows), data[rows])
-    with pytest.raises(TypeError, match="memmap"):
-        RowReader(data)
+    paths = [tmp_path / f"part{k}.npy" for k in range(4)]
+    for path, rows in zip(paths, np.split(data, [20, 20, 31]), strict=True):
+        np.save(path, rows)  # the second part is empty
+    images = Images(paths)
+    assert len(images) == 50 and images.shape == data.shape and images.dtype == np.float16
+    rows = np.array([0, 1, 2, 7, 19, 20, 21, 30, 31, 49])  # runs, single rows, part boundaries
+    np.testing.assert_array_equal(images.read(rows), data[rows])
+    for index in ([49, 3, 3, 20], slice(5, 45, 7), data[:, 0, 0, 0] > 0, 31, (slice(None), 1, 2)):
+        np.testing.assert_array_equal(images[index], data[index])
+    np.testing.assert_array_equal(np.asarray(images), data)
+    with pytest.raises(IndexError):
+        images.read(np.array([50]))
+    np.save(tmp_path / "other.npy", np.zeros((2, 3, 4, 3), dtype=np.float16))
+    with pytest.raises(ValueError, match=r"other\.npy"):
+        Images([paths[0], tmp_path / "other.npy"])
 
 
 def test_device_names_the_mig_slice_the_job_was_given(monkeypatch) -> None:

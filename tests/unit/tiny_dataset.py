@@ -51,7 +51,7 @@ def tiny_config(**overrides) -> dict:
 
 
 def make_dataset(path: Path, n: int = 240, seed: int = 0) -> Path:
-    """Write images.npy, samples.parquet and manifest.json for n samples under path."""
+    """Write two image parts, samples.parquet and manifest.json for n samples under path."""
     rng = np.random.default_rng(seed)
     path.mkdir(parents=True, exist_ok=True)
     basename = np.array([f"file{i % 3}" for i in range(n)])
@@ -65,7 +65,11 @@ def make_dataset(path: Path, n: int = 240, seed: int = 0) -> Path:
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
     images = rng.uniform(0, 5, size=(n, 3, 128, 32))
     images[:, :, 56:72, 12:20] += 100.0 * (1.5 + direction)[:, :, None, None]
-    np.save(path / "images.npy", images.astype(np.float16))
+    (path / "images").mkdir(exist_ok=True)
+    parts = [{"file": "images/part-00000.npy", "samples": n // 2}]
+    parts.append({"file": "images/part-00001.npy", "samples": n - n // 2})
+    for part, rows in zip(parts, np.split(images.astype(np.float16), [n // 2]), strict=True):
+        np.save(path / part["file"], rows)  # two parts, as from two chunks
 
     is_test = splits.test_mask(keys, TEST_FRACTION)
     nu = rng.normal(size=(n, 3))
@@ -90,6 +94,10 @@ def make_dataset(path: Path, n: int = 240, seed: int = 0) -> Path:
             "source": [f"/data/{b}_X.npz" for b in basename],
         }
     ).to_parquet(path / "samples.parquet")
-    manifest = {"test_set_hash": f"test-{seed}", "dataset_hash": f"tiny-{seed}-{n}"}
+    manifest = {
+        "test_set_hash": f"test-{seed}",
+        "dataset_hash": f"tiny-{seed}-{n}",
+        "images": {"parts": parts},
+    }
     (path / "manifest.json").write_text(json.dumps(manifest))
     return path

@@ -137,7 +137,8 @@ def _write_layer(rundir: Path, rounds: int, trials: int) -> str:
 def _stub_dataset(rundir: Path) -> None:
     dataset = rundir / DATASET
     dataset.mkdir(parents=True)
-    for name in ("images.npy", "samples.parquet", "manifest.json"):
+    (dataset / "images").mkdir()
+    for name in ("samples.parquet", "manifest.json"):
         (dataset / name).write_text("stand-in")
 
 

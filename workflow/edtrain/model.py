@@ -1,7 +1,7 @@
 """The predecessor's three-branch CNN, with the input normalization inside the model.
 
 One input of shape (3, 128, 32) (planes U, V, X, raw ADC, exactly as stored in the dataset's
-images.npy) is normalized by a layer and split into three (128, 32, 1) branches, so a saved
+image files) is normalized by a layer and split into three (128, 32, 1) branches, so a saved
 model.keras predicts on raw images and nobody has to remember the preprocessing.
 """
 

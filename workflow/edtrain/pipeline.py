@@ -1,11 +1,9 @@
-"""Reading a dataset directory and streaming batches from its memory-mapped images.
+"""Reading a dataset directory and streaming batches from its images.
 
 Host memory stays independent of the dataset size: only the sample table and the index
-arrays are in RAM. Batches are read with ``os.preadv`` at the offsets the memory map
-describes, one call per run of consecutive sorted rows, instead of through the mapping:
-pages touched through a mapping count towards the job's resident memory (the whole file
-after one epoch: 4.9 GB at 200k samples), pages read into a buffer do not. Nothing is
-copied to the device beyond the batch in flight.
+arrays are in RAM. Batches are read from the image files with ``os.preadv``
+(``edtrain.dataset.reader``), outside any memory map, so they do not count towards the job's
+resident memory. Nothing is copied to the device beyond the batch in flight.
 The shuffle is a pure function of (seed, epoch), set from Keras' epoch number by the
 ``EpochShuffle`` callback, so a resumed run sees exactly the batches an uninterrupted run
 would have seen (Keras' own per-epoch hooks on a PyDataset also fire for its signature probe,
@@ -15,8 +13,6 @@ and its batch-order shuffle draws from Python's global RNG, so fit runs with shu
 from __future__ import annotations
 
 import json
-import os
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +21,8 @@ import keras
 import numpy as np
 import pandas as pd
 
+from edtrain.dataset.reader import Images, open_images
+
 LABEL_COLUMNS = ["label_x", "label_y", "label_z"]
 
 
@@ -32,7 +30,7 @@ LABEL_COLUMNS = ["label_x", "label_y", "label_z"]
 class Dataset:
     """A dataset directory opened for reading: memory map, sample table, manifest."""
 
-    images: np.ndarray
+    images: Images
     samples: pd.DataFrame
     manifest: dict[str, Any]
 
@@ -42,9 +40,9 @@ class Dataset:
 
 
 def open_dataset(path: str | Path, columns: list[str] | None = None) -> Dataset:
-    """Open images.npy read-only as a memory map, plus samples.parquet and manifest.json."""
+    """Open the image parts for reading, plus samples.parquet and manifest.json."""
     path = Path(path)
-    images = np.load(path / "images.npy", mmap_mode="r")
+    images = open_images(path)
     samples = pd.read_parquet(path / "samples.parquet", columns=columns)
     manifest = json.loads((path / "manifest.json").read_text())
     if len(samples) != len(images):
@@ -52,40 +50,8 @@ def open_dataset(path: str | Path, columns: list[str] | None = None) -> Dataset:
     return Dataset(images=images, samples=samples, manifest=manifest)
 
 
-class RowReader:
-    """Reads rows of a memory-mapped .npy file into fresh arrays, outside the mapping.
-
-    Thread-safe (positional reads on one descriptor); for thread workers, not processes.
-    """
-
-    def __init__(self, images: np.memmap) -> None:
-        if not isinstance(images, np.memmap) or images.filename is None:
-            raise TypeError("RowReader needs a file-backed np.memmap (np.load(mmap_mode='r'))")
-        self.shape, self.dtype = images.shape, images.dtype
-        self.row_bytes = images.dtype.itemsize * int(np.prod(images.shape[1:]))
-        self.offset = images.offset
-        self.fd = os.open(images.filename, os.O_RDONLY)
-        weakref.finalize(self, os.close, self.fd)
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    def read(self, rows: np.ndarray) -> np.ndarray:
-        """The given sorted rows as one (len(rows), ...) array."""
-        out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
-        buffer = memoryview(out.reshape(-1).view(np.uint8))
-        starts = np.flatnonzero(np.diff(rows, prepend=-2) != 1)  # first row of each run
-        for start, stop in zip(starts, [*starts[1:], len(rows)], strict=True):
-            size = (stop - start) * self.row_bytes
-            position = self.offset + int(rows[start]) * self.row_bytes
-            view = buffer[start * self.row_bytes : start * self.row_bytes + size]
-            if os.preadv(self.fd, [view], position) != size:
-                raise OSError(f"short read of rows {rows[start]}..{rows[stop - 1]}")
-        return out
-
-
 class ImageBatches(keras.utils.PyDataset):
-    """Batches (images, labels) of the given rows of a memory-mapped image file.
+    """Batches (images, labels) of the given rows of a dataset's images.
 
     Images stay float16 as stored: the model casts them in its graph, which is ~10× faster
     than numpy's float16 → float32 conversion and halves the host-to-device transfer.
@@ -101,7 +67,7 @@ class ImageBatches(keras.utils.PyDataset):
 
     def __init__(
         self,
-        images: np.memmap,
+        images: Images,
         rows: np.ndarray,
         labels: np.ndarray | None,
         batch_size: int,
@@ -112,7 +78,7 @@ class ImageBatches(keras.utils.PyDataset):
         super().__init__(**kwargs)
         if batch_size % replicas:
             raise ValueError(f"batch size {batch_size} is not a multiple of {replicas} replicas")
-        self.reader = RowReader(images)
+        self.images = images
         self.rows = np.asarray(rows, dtype=np.int64)
         self.labels = labels
         self.batch_size = int(batch_size)
@@ -134,7 +100,7 @@ class ImageBatches(keras.utils.PyDataset):
     def __getitem__(self, index: int):
         stop = min((index + 1) * self.batch_size, self.served)
         rows = np.sort(self._order[index * self.batch_size : stop])
-        x = self.reader.read(rows)
+        x = self.images.read(rows)
         if self.labels is None:
             return (x,)
         return x, self.labels[rows]

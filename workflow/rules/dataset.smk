@@ -28,7 +28,7 @@ rule assemble:
     input:
         chunk_dirs(),
     output:
-        images=f"{DATASET}/images.npy",
+        images=directory(f"{DATASET}/images"),
         samples=f"{DATASET}/samples.parquet",
         manifest=f"{DATASET}/manifest.json",
     log:

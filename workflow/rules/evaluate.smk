@@ -3,7 +3,7 @@
 
 rule predict:
     input:
-        images=f"{DATASET}/images.npy",
+        images=f"{DATASET}/images",
         samples=f"{DATASET}/samples.parquet",
         manifest=f"{DATASET}/manifest.json",
         config=f"{RESULTS}/{{version}}/config.json",

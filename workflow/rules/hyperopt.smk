@@ -49,7 +49,7 @@ rule hyperopt_propose:
 
 rule hyperopt_trial:
     input:
-        images=f"{DATASET}/images.npy",
+        images=f"{DATASET}/images",
         samples=f"{DATASET}/samples.parquet",
         manifest=f"{DATASET}/manifest.json",
         config=f"{HYPEROPT_TRIAL}/config.json",

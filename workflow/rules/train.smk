@@ -16,7 +16,7 @@ rule version_config:
 
 rule train:
     input:
-        images=f"{DATASET}/images.npy",
+        images=f"{DATASET}/images",
         samples=f"{DATASET}/samples.parquet",
         manifest=f"{DATASET}/manifest.json",
         config=f"{RESULTS}/{{version}}/config.json",

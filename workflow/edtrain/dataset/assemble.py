@@ -2,8 +2,9 @@
 
 Chunk I holds the I-th stretch of the dataset order (``edtrain.dataset.chunk``), so the dataset
 is the chunks end to end: the same, byte for byte, however the production was chunked and in
-whatever order files were found. The images are copied with large sequential requests and never
-pass through Python; the table gains the split and the pool rank, which need the whole pool.
+whatever order files were found. Chunk I's images file becomes the dataset's image part I (a
+hard link: ``edtrain.dataset.reader`` says why they are not joined); the table gains the split
+and the pool rank, which need the whole pool.
 """
 
 from __future__ import annotations
@@ -11,46 +12,31 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from edtrain import __version__
 from edtrain.dataset.allocator import reuse_freed_memory
 from edtrain.dataset.chunk import FORMAT as CHUNK_FORMAT
-from edtrain.dataset.chunk import IMAGES, SAMPLES
+from edtrain.dataset.chunk import IMAGES
+from edtrain.dataset.chunk import SAMPLES as CHUNK_SAMPLES
 from edtrain.dataset.discover import chunk_of, dataset_order
-from edtrain.dataset.images import IMAGE_DTYPE, SAMPLE_SHAPE, concatenate, sample_count
+from edtrain.dataset.images import IMAGE_DTYPE, SAMPLE_SHAPE, link_parts, sample_count
 from edtrain.dataset.manifest import CHUNK_MANIFEST, add_counts, read_json, report_skips, write_json
+from edtrain.dataset.reader import MANIFEST
+from edtrain.dataset.table import COLUMNS, NUMERIC, read_chunk_table
 from edtrain.formats.columns import PLANES
 from edtrain.splits import pool_rank, test_mask
 
-MANIFEST = "manifest.json"
-FORMAT = "edtrain-dataset-2"
-COLUMNS: tuple[str, ...] = (
-    "basename",
-    "event",
-    "match_id",
-    "key_hash",
-    "split",
-    "rank",
-    "label_x",
-    "label_y",
-    "label_z",
-    "energy_mev",
-    "particle_energy_mev",
-    "nu_energy_mev",
-    "nu_dir_x",
-    "nu_dir_y",
-    "nu_dir_z",
-    "is_es",
-    "source",
-)
+SAMPLES = "samples.parquet"
+IMAGES_DIR = "images"  # part-00000.npy, ...: chunk I's images as part I
+FORMAT = "edtrain-dataset-3"
 
 
 class ChunkError(ValueError):
@@ -89,73 +75,113 @@ def read_chunks(dirs: list[str]) -> list[dict[str, Any]]:
     return sorted(manifests, key=lambda m: m["chunk"])
 
 
-def _read_tables(manifests: list[dict[str, Any]]) -> pa.Table:
+def _read_tables(manifests: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     """The chunk tables end to end, each checked against its images and its place in the order."""
     tables = []
     for k, m in enumerate(manifests):
-        # ParquetFile: read_table would import pyarrow.dataset and with it pandas (~0.15 s)
-        table = pq.ParquetFile(os.path.join(m["dir"], SAMPLES)).read()
         try:
+            table = read_chunk_table(os.path.join(m["dir"], CHUNK_SAMPLES))
             n_images = sample_count(os.path.join(m["dir"], IMAGES))
         except ValueError as err:
             raise ChunkError(str(err)) from None
-        if not table.num_rows == n_images == m["samples"]:
-            counts = f"{table.num_rows} rows, {n_images} images, {m['samples']} in the manifest"
+        rows = int(table["counts"].sum())
+        if not rows == n_images == m["samples"]:
+            counts = f"{rows} rows, {n_images} images, {m['samples']} in the manifest"
             raise ChunkError(f"{m['dir']}: {counts}")
-        _check_order(table["basename"], k, m)
+        names = table["basenames"]
+        if len(names) and (
+            (chunk_of(names, m["chunks"]) != k).any()
+            or (dataset_order(names) != np.arange(len(names))).any()
+            or len(np.unique(names)) < len(names)
+        ):
+            raise ChunkError(f"{m['dir']}: rows are not in dataset order for chunk {k}")
         tables.append(table)
-    return pa.concat_tables(tables)
+    return {name: np.concatenate([t[name] for t in tables]) for name in tables[0]}
 
 
-def _check_order(basenames: pa.ChunkedArray, chunk: int, manifest: dict[str, Any]) -> None:
-    """A chunk's rows are its own basenames, each in one stretch, in dataset order."""
-    names = pc.unique(basenames).to_numpy(zero_copy_only=False)  # in order of appearance
-    stretches = 1 + int(pc.sum(pc.not_equal(basenames[1:], basenames[:-1])).as_py() or 0)
-    if len(names) and (
-        stretches != len(names)
-        or (chunk_of(names, manifest["chunks"]) != chunk).any()
-        or (dataset_order(names) != np.arange(len(names))).any()
-    ):
-        raise ChunkError(f"{manifest['dir']}: rows are not in dataset order for chunk {chunk}")
+def _repeated_strings(values: Sequence[str], counts: np.ndarray) -> pa.Array:
+    """``values[i]`` repeated ``counts[i]`` times, one after another, as an Arrow string array.
+
+    Arrow columns are built from numpy buffers: ``pa.array`` would import pandas (~0.15 s).
+    """
+    encoded = [value.encode() for value in values]
+    counts = np.asarray(counts, dtype=np.int64)
+    lengths = np.repeat(np.fromiter(map(len, encoded), np.int64, len(encoded)), counts)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    data = b"".join(e * int(c) for e, c in zip(encoded, counts, strict=True))
+    kind, width = (pa.string(), np.int32) if len(data) < 2**31 else (pa.large_string(), np.int64)
+    buffers = [None, pa.py_buffer(offsets.astype(width)), pa.py_buffer(data)]
+    return pa.Array.from_buffers(kind, len(lengths), buffers)
 
 
-def _table_digest(table: pa.Table) -> bytes:
-    """sha256 of the table's values, independent of how parquet encodes them."""
+def _runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Run-length encoding: the value and the length of each run of equal neighbours."""
+    if not len(values):
+        return values[:0], np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    return values[starts], np.diff(np.append(starts, len(values)))
+
+
+def _numeric_array(values: np.ndarray) -> pa.Array:
+    """A numpy column as an Arrow array, sharing (or, for booleans, bit-packing) its buffer."""
+    if values.dtype == bool:
+        data = np.packbits(values, bitorder="little")
+        return pa.Array.from_buffers(pa.bool_(), len(values), [None, pa.py_buffer(data)])
+    values = np.ascontiguousarray(values)
+    kind = pa.from_numpy_dtype(values.dtype)
+    return pa.Array.from_buffers(kind, len(values), [None, pa.py_buffer(values)])
+
+
+def _table(columns: dict[str, np.ndarray]) -> pa.Table:
+    """The dataset's sample table from the joined chunk columns plus ``is_test`` and ``rank``."""
+    split = _runs(columns["is_test"])
+    arrays = {
+        "basename": _repeated_strings(columns["basenames"], columns["counts"]),
+        "source": _repeated_strings(columns["sources"], columns["counts"]),
+        "split": _repeated_strings(np.where(split[0], "test", "pool"), split[1]),
+        "rank": _numeric_array(columns["rank"]),
+        **{name: _numeric_array(columns[name]) for name in NUMERIC},
+    }
+    return pa.table([arrays[name] for name in COLUMNS], names=list(COLUMNS))
+
+
+def _digest(columns: dict[str, np.ndarray]) -> bytes:
+    """sha256 of the table's values (strings once per basename), whatever parquet makes of them."""
     digest = hashlib.sha256()
-    for name in table.column_names:
-        values = table[name].to_numpy()
+    for name in sorted(columns):
+        values = columns[name]
         digest.update(name.encode())
-        if values.dtype.kind == "O":
-            digest.update("\0".join(values).encode())
+        if values.dtype.kind == "U":
+            digest.update("\0".join(values.tolist()).encode())
         else:
             digest.update(np.ascontiguousarray(values).tobytes())
     return digest.digest()
 
 
 def assemble(manifests: list[dict[str, Any]], out: str, test_fraction: float) -> dict[str, Any]:
-    """Write images.npy and samples.parquet into ``out`` from the chunks (``read_chunks``);
+    """Write the image parts and samples.parquet into ``out`` from the chunks (``read_chunks``);
     return the manifest (not yet written)."""
-    table = _read_tables(manifests)
-    hashes = table["key_hash"].to_numpy()
+    columns = _read_tables(manifests)
+    hashes = columns["key_hash"]
     sorted_hashes = np.sort(hashes)
     repeated = np.flatnonzero(np.diff(sorted_hashes) == 0)
     if len(repeated):  # a key hash collision, or a chunk that holds a sample twice
         row = int(np.flatnonzero(hashes == sorted_hashes[repeated[0]])[0])
-        key = [table[name][row].as_py() for name in ("basename", "event", "match_id")]
-        raise ChunkError(f"sample key {tuple(key)} appears twice")
+        basename = np.repeat(columns["basenames"], columns["counts"])[row]
+        key = (str(basename), int(columns["event"][row]), int(columns["match_id"][row]))
+        raise ChunkError(f"sample key {key} appears twice")
     os.makedirs(out, exist_ok=True)
-    sources = [os.path.join(m["dir"], IMAGES) for m in manifests]
-    with ThreadPoolExecutor(max_workers=1) as background:  # the copy waits on the disk
-        copied = background.submit(concatenate, sources, os.path.join(out, IMAGES))
-        is_test = test_mask(hashes, test_fraction)
-        table = table.append_column("split", pa.array(np.where(is_test, "test", "pool")))
-        table = table.append_column("rank", pa.array(pool_rank(hashes, is_test))).select(COLUMNS)
-        pq.write_table(table, os.path.join(out, SAMPLES))
-        inputs = sorted((i for m in manifests for i in m["inputs"]), key=lambda i: i["path"])
-        # the table's values and the images' content (hashed per basename by the chunks)
-        images_hashes = "".join(i.get("images_xxh3", "") for i in inputs).encode()
-        dataset_hash = hashlib.sha256(_table_digest(table) + images_hashes).hexdigest()
-        copied.result()
+    folder = os.path.join(out, IMAGES_DIR)
+    shutil.rmtree(folder, ignore_errors=True)  # parts of an earlier assembly
+    parts = link_parts([os.path.join(m["dir"], IMAGES) for m in manifests], folder)
+    is_test = test_mask(hashes, test_fraction)
+    columns.update(is_test=is_test, rank=pool_rank(hashes, is_test))
+    pq.write_table(_table(columns), os.path.join(out, SAMPLES))
+    inputs = sorted((i for m in manifests for i in m["inputs"]), key=lambda i: i["path"])
+    # the table's values and the images' content (hashed per basename by the chunks)
+    images_hashes = "".join(i.get("images_xxh3", "") for i in inputs).encode()
+    dataset_hash = hashlib.sha256(_digest(columns) + images_hashes).hexdigest()
+    samples = len(hashes)
     return {
         "format": FORMAT,
         "edtrain_version": __version__,
@@ -164,8 +190,9 @@ def assemble(manifests: list[dict[str, Any]], out: str, test_fraction: float) ->
         "test_fraction": test_fraction,
         "images": {
             "dtype": IMAGE_DTYPE.name,
-            "shape": [table.num_rows, *SAMPLE_SHAPE],
+            "shape": [samples, *SAMPLE_SHAPE],
             "planes": list(PLANES),
+            "parts": [{**p, "file": f"{IMAGES_DIR}/{p['file']}"} for p in parts],
         },
         "inputs": inputs,
         "skipped_files": sorted(
@@ -177,7 +204,7 @@ def assemble(manifests: list[dict[str, Any]], out: str, test_fraction: float) ->
             key=lambda s: (s["path"], s["event"], s["match_id"]),
         ),
         "counts": add_counts([m["counts"] for m in manifests]),
-        "samples": table.num_rows,
+        "samples": samples,
         "pool_size": int((~is_test).sum()),
         "test_size": int(is_test.sum()),
         "test_set_hash": hashlib.sha256(np.sort(hashes[is_test]).tobytes()).hexdigest(),

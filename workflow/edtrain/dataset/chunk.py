@@ -4,9 +4,10 @@ The dataset's row order is by basename (``discover.dataset_order``: by name hash
 X-file row, and chunk I of N is the I-th of N equal ranges of name hashes (``chunk_of``). So
 chunks are independent jobs, adding files to a production never moves existing basenames to
 another chunk, and a chunk writes its samples straight in dataset order: ``assemble`` only has
-to put the chunks' files end to end. A chunk directory holds ``images.npy`` (float16),
-``samples.parquet`` (row i ↔ images[i]) and ``chunk.json`` (inputs, skips, counts, selection),
-written last so that its presence means the chunk is complete.
+to name the chunks' image files as the dataset's parts, in chunk order. A chunk directory
+holds ``images.npy`` (float16), ``samples.npz`` (its table, ``edtrain.dataset.table``; row i
+↔ images[i]) and ``chunk.json`` (inputs, skips, counts, selection), written last so that its
+presence means the chunk is complete.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ from dataclasses import asdict
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from edtrain.dataset.allocator import reuse_freed_memory
 from edtrain.dataset.discover import chunk_of, dataset_order, discover
-from edtrain.dataset.extract import BadFile, columns_to_table, extract
+from edtrain.dataset.extract import BadFile, extract
 from edtrain.dataset.images import ImageWriter
 from edtrain.dataset.manifest import (
     CHUNK_MANIFEST,
@@ -37,13 +37,14 @@ from edtrain.dataset.manifest import (
 from edtrain.dataset.match import Cuts
 from edtrain.dataset.progress import progress
 from edtrain.dataset.storage import storage_for
+from edtrain.dataset.table import write_chunk_table
 
 # edtrain.imaging.FLIP_CONVENTIONS, repeated so that npz-only jobs need not import the renderer
 # (and pandas with it); a test keeps the two equal
 FLIP_CONVENTIONS: tuple[str, ...] = ("consistent", "upstream")
 IMAGES = "images.npy"
-SAMPLES = "samples.parquet"
-FORMAT = "edtrain-chunk-2"
+SAMPLES = "samples.npz"
+FORMAT = "edtrain-chunk-3"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -98,7 +99,7 @@ def build_chunk(
     records = [_file_record(s.path) for s in file_skips if storage_for(s.path).isfile(s.path)]
     skipped_rows: list[SkipRow] = []
     counts: list[dict[str, int]] = []
-    columns: list[dict[str, np.ndarray]] = []
+    table: list[tuple[str, str, int, np.ndarray]] = []  # per basename, for write_chunk_table
     os.makedirs(out, exist_ok=True)
     with ImageWriter(os.path.join(out, IMAGES)) as writer:
         for source in progress(sources, f"chunk {chunk}/{chunks}"):
@@ -109,12 +110,11 @@ def build_chunk(
                 records += [_file_record(path) for path in source.paths]
                 continue
             writer.commit(len(found.images))
-            columns.append(found.columns)
+            table.append((source.basename, found.source, len(found.images), found.metadata))
             records += found.inputs
             skipped_rows += found.skipped_rows
             counts.append(found.counts)
-    table = columns_to_table(columns)
-    pq.write_table(table, os.path.join(out, SAMPLES))
+    samples = write_chunk_table(os.path.join(out, SAMPLES), table)
     return {
         "format": FORMAT,
         "chunk": chunk,
@@ -125,7 +125,7 @@ def build_chunk(
         "skipped_files": skip_records(file_skips),
         "skipped_rows": row_records(skipped_rows),
         "counts": add_counts([*counts, {"basenames": len(sources)}]),
-        "samples": table.num_rows,
+        "samples": samples,
     }
 
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-import pyarrow as pa
 import xxhash
 
 from edtrain.dataset.discover import Source
@@ -20,6 +19,7 @@ from edtrain.dataset.images import IMAGE_DTYPE, SAMPLE_SHAPE, to_float16
 from edtrain.dataset.manifest import SkipRow
 from edtrain.dataset.match import Cuts, match_triplets
 from edtrain.dataset.storage import open_range, storage_for
+from edtrain.dataset.table import padded
 from edtrain.formats import columns as col
 from edtrain.formats.npz import (
     NpzFormatError,
@@ -27,21 +27,6 @@ from edtrain.formats.npz import (
     open_plane_npz,
     read_image_rows,
     read_metadata,
-)
-from edtrain.splits import key_hash
-
-SCHEMA = pa.schema(
-    [
-        ("basename", pa.string()),
-        ("event", pa.int64()),
-        ("match_id", pa.int64()),
-        ("key_hash", pa.uint64()),
-        *((name, pa.float32()) for name in ("label_x", "label_y", "label_z")),
-        *((name, pa.float32()) for name in ("energy_mev", "particle_energy_mev", "nu_energy_mev")),
-        *((name, pa.float32()) for name in ("nu_dir_x", "nu_dir_y", "nu_dir_z")),
-        ("is_es", pa.bool_()),
-        ("source", pa.string()),
-    ]
 )
 
 
@@ -56,9 +41,10 @@ class BadFile(Exception):
 
 @dataclass(frozen=True)
 class Extracted:
-    """One basename's samples (``columns`` row i ↔ ``images[i]``) and what was read to get them."""
+    """One basename's samples (``metadata`` row i ↔ ``images[i]``) and what was read to get them."""
 
-    columns: dict[str, np.ndarray]
+    source: str  # the file named as the samples' source: the X npz or the cluster file
+    metadata: np.ndarray  # the samples' X metadata rows, ``table.padded`` to 18 columns
     images: np.ndarray  # float16 (n, 3, 128, 32), planes U, V, X
     inputs: list[dict]  # per plane file: path, size, rows, width, metadata_sha256, bytes_read;
     # the X file's record also holds images_xxh3 (XXH3-128 of ``images``): their content identity
@@ -79,15 +65,6 @@ def _open(path: str, plane: str) -> tuple[PlaneFile, np.ndarray]:
     if wrong.any():
         raise BadFile(path, f"plane-id column holds {ids[wrong][0]:g} in a {plane}-plane file")
     return handle, meta
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    """Unit vectors as float32; NaN where the vector is zero or not finite."""
-    vectors = vectors.astype(np.float64)
-    norm = np.linalg.norm(vectors, axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        unit = np.where((norm > 0) & np.isfinite(norm), vectors / norm, np.nan)
-    return unit.astype(np.float32)
 
 
 def _read_images(
@@ -114,47 +91,6 @@ def _read_images(
         problem = "pixel beyond the float16 range" if finite else "non-finite pixels"
         reasons[sample] = f"{problem} in the {col.PLANES[plane]} plane"
     return reasons
-
-
-def sample_columns(name: str, x_path: str, x: np.ndarray) -> dict[str, np.ndarray]:
-    """Table columns of one basename's samples from their X metadata rows.
-
-    Split and rank are added at assembly, when the whole pool is known.
-    """
-    n = len(x)
-    event = x[:, col.EVENT].astype(np.int64)
-    match_id = x[:, col.MATCH_ID].astype(np.int64)
-    basename = np.full(n, name, dtype=object)
-    label = _unit(x[:, col.MOM])
-    wide = x.shape[1] >= col.NU_MOM.stop
-    nu_dir = _unit(x[:, col.NU_MOM]) if wide else np.full((n, 3), np.nan, dtype=np.float32)
-    nu_energy = x[:, col.NU_ENERGY] if wide else np.full(n, np.nan, dtype=np.float32)
-    return {
-        "basename": basename,
-        "event": event,
-        "match_id": match_id,
-        "key_hash": key_hash(basename, event, match_id),
-        "label_x": label[:, 0],
-        "label_y": label[:, 1],
-        "label_z": label[:, 2],
-        "energy_mev": x[:, col.CLUSTER_ENERGY].astype(np.float32),
-        "particle_energy_mev": x[:, col.PARTICLE_ENERGY].astype(np.float32),
-        "nu_energy_mev": nu_energy.astype(np.float32),
-        "nu_dir_x": nu_dir[:, 0],
-        "nu_dir_y": nu_dir[:, 1],
-        "nu_dir_z": nu_dir[:, 2],
-        "is_es": x[:, col.IS_ES] == 1,
-        "source": np.full(n, x_path, dtype=object),
-    }
-
-
-def columns_to_table(parts: list[dict[str, np.ndarray]]) -> pa.Table:
-    """One table from many basenames' columns (pyarrow: no pandas import in chunk jobs)."""
-    empty = sample_columns("", "", np.empty((0, len(col.NAMES_14)), dtype=np.float32))
-    columns = {name: np.concatenate([p[name] for p in [empty, *parts]]) for name in empty}
-    return pa.table(
-        {name: pa.array(values, type=SCHEMA.field(name).type) for name, values in columns.items()}
-    )
 
 
 @dataclass(frozen=True)
@@ -271,7 +207,8 @@ def extract(
     images = images[: good.sum()]
     inputs[-1]["images_xxh3"] = xxhash.xxh3_128_hexdigest(images)
     return Extracted(
-        columns=sample_columns(source.basename, planes.path_x, x[match.x[good]]),
+        source=planes.path_x,
+        metadata=padded(x[match.x[good]]),
         images=images,
         inputs=inputs,
         skipped_rows=skipped,

@@ -1,4 +1,4 @@
-"""``images.npy`` files written by appending, and joined end to end, in bounded memory.
+"""``images.npy`` files written by appending, in bounded memory, and linked into a dataset.
 
 A writable memory map of the whole output would keep every dirty page in the writer's RSS;
 appending blocks with plain writes keeps only the block in memory. The shape is not known until
@@ -20,13 +20,12 @@ import contextlib
 import errno
 import mmap
 import os
-import queue
+import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Self
 
 import numpy as np
 
-from edtrain.dataset.progress import progress
 from edtrain.formats.columns import IMAGE_SHAPE, PLANES
 
 IMAGE_DTYPE = np.dtype("<f2")
@@ -34,8 +33,6 @@ SAMPLE_SHAPE: tuple[int, ...] = (len(PLANES), *IMAGE_SHAPE)
 SAMPLE_BYTES = IMAGE_DTYPE.itemsize * int(np.prod(SAMPLE_SHAPE))  # 24 KiB: six 4 KiB pages
 HEADER_SIZE = 4096  # npy v1.0 header (magic, version, length, dict) padded to a page
 BLOCK_ROWS = 256  # samples per write: 6 MiB
-COPY_BYTES = 32 << 20  # bytes per request when joining files
-COPY_THREADS = 4  # requests in flight: a disk serves several faster than one at a time
 
 
 def _header(n: int) -> mmap.mmap:
@@ -238,55 +235,24 @@ def sample_count(path: str) -> int:
     return images.shape[0]
 
 
-def concatenate(sources: list[str], path: str) -> int:
-    """Write the samples of ``sources`` (``ImageWriter`` files) one after another to ``path``.
+def link_parts(sources: list[str], folder: str) -> list[dict[str, int | str]]:
+    """Give each of ``sources`` (``ImageWriter`` files) a name in ``folder``, in order.
 
-    A plain copy: several large requests in flight, each read into and written from its own
-    aligned buffer. A single source becomes a hard link where the file system allows: the
-    files are never changed after they are written (a rewrite replaces the file), so the two
-    names can share the bytes. Returns the number of samples.
+    A hard link where the file system allows, else a copy: the files are never changed after
+    they are written (a rewrite replaces the file), so two names can share the bytes. Returns
+    each part's file name and sample count.
     """
-    counts = [sample_count(s) for s in sources]
-    if len(sources) == 1 and _hard_link(sources[0], path):
-        return counts[0]
-    starts = np.concatenate([[0], np.cumsum(counts)]).tolist()
-    readers = [PagedFile(s, os.O_RDONLY) for s in sources]
-    tmp = f"{path}.tmp"
-    out = PagedFile(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-    out.write(_header(starts[-1]), 0)  # first, alone: it settles direct or buffered I/O
-    buffers: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
-    for _ in range(COPY_THREADS):
-        buffers.put(mmap.mmap(-1, COPY_BYTES))
-
-    def copy(reader: PagedFile, source_offset: int, offset: int, size: int) -> None:
-        buffer = buffers.get()
-        try:
-            view = memoryview(buffer)[:size]
-            reader.read(view, source_offset)
-            out.write(view, offset)
-        finally:
-            buffers.put(buffer)
-
-    try:
-        with ThreadPoolExecutor(COPY_THREADS) as pool:
-            copies = [
-                pool.submit(copy, reader, HEADER_SIZE + at, offset + at, min(COPY_BYTES, size - at))
-                for reader, first, n in zip(readers, starts[:-1], counts, strict=True)
-                for offset, size in [(HEADER_SIZE + first * SAMPLE_BYTES, n * SAMPLE_BYTES)]
-                for at in range(0, size, COPY_BYTES)
-            ]
-            for done in progress(copies, "copy images", unit="block"):
-                done.result()
-    except BaseException:
-        out.close()
-        os.remove(tmp)
-        raise
-    finally:
-        for reader in readers:
-            reader.close()
-    out.close()
-    os.replace(tmp, path)
-    return starts[-1]
+    parts = []
+    os.makedirs(folder, exist_ok=True)
+    for k, source in enumerate(sources):
+        name = f"part-{k:05d}.npy"
+        path = os.path.join(folder, name)
+        samples = sample_count(source)
+        if not _hard_link(source, path):
+            shutil.copyfile(source, f"{path}.tmp")
+            os.replace(f"{path}.tmp", path)
+        parts.append({"file": name, "samples": samples})
+    return parts
 
 
 def _hard_link(source: str, path: str) -> bool:
