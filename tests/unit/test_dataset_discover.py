@@ -1,5 +1,9 @@
 """Finding plane files in both layouts, chunk assignment, the images.npy writer, file checks."""
 
+import errno
+import fcntl
+import os
+
 import numpy as np
 import pytest
 
@@ -116,16 +120,28 @@ def test_unstorable_pixels_skip_the_sample_with_a_reason(tmp_path, value, reason
     assert {r.reason for r in found.skipped_rows} == {reason}
 
 
-@pytest.mark.parametrize("direct", [True, False])
-def test_image_writer_appends_and_np_load_reads_it(tmp_path, direct):
+@pytest.mark.parametrize("direct", [True, False, "refused"])
+def test_image_writer_appends_and_np_load_reads_it(tmp_path, monkeypatch, direct):
+    refused = []
+    if direct == "refused":  # a file system that accepts O_DIRECT at open, not at the write
+        pwrite = os.pwrite
+
+        def refusing(fd: int, data, offset: int) -> int:
+            if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+                refused.append(offset)
+                raise OSError(errno.EINVAL, "Invalid argument")
+            return pwrite(fd, data, offset)
+
+        monkeypatch.setattr(os, "pwrite", refusing)
     path = str(tmp_path / "images.npy")
     blocks = [np.full((n, *SAMPLE_SHAPE), n, dtype=IMAGE_DTYPE) for n in (3, 0, 600)]
-    with ImageWriter(path, direct=direct) as writer:
+    with ImageWriter(path, direct=bool(direct)) as writer:
         for block in blocks:
             writer.append(block)
     images = np.load(path, mmap_mode="r")
     assert images.shape == (603, *SAMPLE_SHAPE) and images.dtype == IMAGE_DTYPE
     np.testing.assert_array_equal(images[:, 0, 0, 0], [3] * 3 + [600] * 600)
+    assert len(refused) == (direct == "refused")  # refused once, then buffered
     with pytest.raises(ValueError, match="float16"):
         ImageWriter(str(tmp_path / "bad.npy")).append(np.zeros((1, 3, 128, 16), IMAGE_DTYPE))
 

@@ -77,16 +77,17 @@ def aligned_empty(n: int) -> np.ndarray:
 
 
 class PagedFile:
-    """Positional reads and writes of whole pages, around the page cache where possible.
+    """A new file written with positional writes of whole pages, around the page cache where
+    possible.
 
     Opened with ``O_DIRECT`` when asked for; if the file system refuses it at open or at the
-    first request (EINVAL), the file is reopened buffered and the request repeated. Buffers
-    must be page-aligned (``aligned_empty``, ``mmap``) for direct I/O.
+    first write (EINVAL), the file is reopened buffered and the write repeated. Buffers must be
+    page-aligned (``aligned_empty``, ``mmap``) for direct I/O.
     """
 
-    def __init__(self, path: str, flags: int, direct: bool = True):
+    def __init__(self, path: str, direct: bool = True):
         self.path = path
-        self._reopen_flags = flags & ~(os.O_CREAT | os.O_TRUNC | os.O_EXCL)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
         self.fd, self.direct = -1, False
         if direct and hasattr(os, "O_DIRECT"):
             try:
@@ -96,13 +97,6 @@ class PagedFile:
                     raise
         if self.fd < 0:
             self.fd = os.open(path, flags, 0o644)
-        elif flags & os.O_ACCMODE == os.O_RDONLY:  # find out now, not in several threads at once
-            with mmap.mmap(-1, mmap.PAGESIZE) as page:
-                self.read(memoryview(page)[: min(mmap.PAGESIZE, os.fstat(self.fd).st_size)], 0)
-
-    def _buffered(self) -> None:
-        os.close(self.fd)
-        self.fd, self.direct = os.open(self.path, self._reopen_flags), False
 
     def write(self, data: memoryview | mmap.mmap, offset: int) -> None:
         view = memoryview(data).cast("B")
@@ -112,24 +106,10 @@ class PagedFile:
             except OSError as err:
                 if not (self.direct and err.errno == errno.EINVAL):
                     raise
-                self._buffered()
+                os.close(self.fd)  # keeps what was written; from now on buffered
+                self.fd, self.direct = os.open(self.path, os.O_WRONLY), False
                 continue
             view, offset = view[written:], offset + written
-
-    def read(self, data: memoryview, offset: int) -> None:
-        """Fill ``data`` from ``offset``; OSError if the file ends first."""
-        view = memoryview(data).cast("B")
-        while len(view):
-            try:
-                n = os.preadv(self.fd, [view], offset)
-            except OSError as err:
-                if not (self.direct and err.errno == errno.EINVAL):
-                    raise
-                self._buffered()
-                continue
-            if n == 0:
-                raise OSError(errno.EIO, f"ends before byte {offset + len(view)}", self.path)
-            view, offset = view[n:], offset + n
 
     def close(self) -> None:
         os.close(self.fd)
@@ -147,7 +127,7 @@ class ImageWriter:
         self.path = path
         self.count = 0  # samples committed
         self._tmp = f"{path}.tmp"
-        self._file = PagedFile(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, direct)
+        self._file = PagedFile(self._tmp, direct)
         self._thread = ThreadPoolExecutor(max_workers=1)
         self._pending: Future[None] | None = None
         rows = block_rows or BLOCK_ROWS
