@@ -120,3 +120,28 @@ def test_writer_refuses_unequal_row_counts(tmp_path):
     images, metadata = _plane()
     with pytest.raises(ValueError, match="metadata rows"):
         write_plane_npz(tmp_path / "x_planeX.npz", images, metadata[:3])
+
+
+@pytest.mark.parametrize("variant", ["zip64", "comment", "large metadata"])
+def test_zip_layouts_of_other_writers_read_the_same(tmp_path, monkeypatch, variant):
+    images, metadata = _plane(rows=2000 if variant == "large metadata" else 20, width=18)
+    path = tmp_path / "v_planeX.npz"
+    if variant == "zip64":  # every size and offset past the limit: zip64 records and extras
+        monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 1024)
+    with zipfile.ZipFile(path, "w") as zf:  # as np.savez writes, but for the variant
+        for name, array in (("images", images), ("metadata", metadata)):
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, array)
+        if variant == "comment":  # pushes the zip directory out of the last 16 KiB
+            zf.comment = b"c" * 40_000
+    monkeypatch.undo()
+    if variant == "zip64":  # the end record defers to the zip64 one, as large archives do
+        data = bytearray(path.read_bytes())
+        data[-6:-2] = b"\xff" * 4  # the directory's offset
+        path.write_bytes(bytes(data))
+    with np.load(path) as npz:  # what numpy itself makes of it
+        np.testing.assert_array_equal(npz["metadata"], metadata)
+    plane = open_plane_npz(str(path))
+    np.testing.assert_array_equal(read_metadata(plane), metadata)
+    rows = np.array([0, 7, 19])
+    np.testing.assert_array_equal(read_image_rows(plane, rows), images[rows])

@@ -171,7 +171,9 @@ def test_images_read_parts_end_to_end_like_one_array(tmp_path) -> None:
     assert len(images) == 50 and images.shape == data.shape and images.dtype == np.float16
     rows = np.array([0, 1, 2, 7, 19, 20, 21, 30, 31, 49])  # runs, single rows, part boundaries
     np.testing.assert_array_equal(images.read(rows), data[rows])
-    for index in ([49, 3, 3, 20], slice(5, 45, 7), data[:, 0, 0, 0] > 0, 31, (slice(None), 1, 2)):
+    indices = [[49, 3, 3, 20], slice(5, 45, 7), data[:, 0, 0, 0] > 0, 31, -1]
+    indices += [(slice(None), 1, 2), (5, 0), ([7, 2], 2, slice(1, 3)), (Ellipsis, 1)]
+    for index in indices:
         np.testing.assert_array_equal(images[index], data[index])
     np.testing.assert_array_equal(np.asarray(images), data)
     with pytest.raises(IndexError):

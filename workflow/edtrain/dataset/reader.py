@@ -73,16 +73,18 @@ class Images:
         return out
 
     def __getitem__(self, index: Any) -> np.ndarray:
-        """numpy-style selection of samples (an integer, a slice, indices or a mask)."""
-        if isinstance(index, tuple):
-            return self[index[0]][(slice(None), *index[1:])]
-        rows = np.arange(len(self))[index]
+        """numpy-style selection: samples by an integer, a slice, indices or a mask, then
+        anything numpy takes for the axes after the first (``images[rows, 2]``: X planes)."""
+        first, rest = (index[0], index[1:]) if isinstance(index, tuple) else (index, ())
+        if first is Ellipsis:
+            return np.asarray(self)[index]
+        rows = np.arange(len(self))[first]
         if rows.ndim == 0:
-            return self.read(rows.reshape(1))[0]
+            return self.read(rows.reshape(1))[0][rest]
         order = np.argsort(rows, kind="stable")
         out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
         out[order] = self.read(rows[order])
-        return out
+        return out[(slice(None), *rest)]
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         everything = self.read(np.arange(len(self)))
