@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 from matplotlib.image import imread
 
 from edtrain import cli
-from edtrain.plots import PLOT_FILES
+from edtrain.plots import PLOT_FILES, error_vs_energy
 
 
 def test_plot_files_are_a_fixed_list_of_pngs():
@@ -30,3 +32,20 @@ def test_versions_without_outputs_still_give_every_figure(tmp_path, status):
     assert "| x1 | ? | ? | ? | — | — | — | ❌ Failed |" in (out / "insights.md").read_text()
     for name in PLOT_FILES:
         assert imread(out / "plots" / name).shape[0] > 50, name
+
+
+def test_energy_plot_ends_at_the_last_bin_drawn():
+    """A sparse bin at high energy is left out, and so is the empty range up to it."""
+    energy = pd.DataFrame(
+        {
+            "version": "v1",
+            "e_lo_mev": [2.0, 4.0, 6.0, 50.0],
+            "e_hi_mev": [4.0, 6.0, 8.0, 70.0],
+            "n": [20, 30, 15, 3],
+            "median_deg": [40.0, 35.0, 30.0, 10.0],
+            "q68_deg": [70.0, 60.0, 50.0, 20.0],
+        }
+    )
+    report = SimpleNamespace(runs=[SimpleNamespace(name="v1")])
+    fig = error_vs_energy(report, energy)  # type: ignore[arg-type]
+    assert fig.axes[0].get_xlim() == (0.0, 8.0)

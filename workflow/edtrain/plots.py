@@ -263,7 +263,7 @@ def error_vs_energy(report: Report, energy: pd.DataFrame) -> Figure:
     """Median and 68 % per energy bin, drawn over each bin's width; sparse bins left out."""
     if energy.empty or not (energy["n"] >= MIN_BIN_COUNT).any():
         return placeholder(f"no energy bin with ≥ {MIN_BIN_COUNT} scored samples")
-    fig, ax = subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(8, 4.5))
     color = colors([r.name for r in report.runs])
     for name, rows in energy.groupby("version", sort=False):
         edges = np.append(rows["e_lo_mev"].to_numpy(), rows["e_hi_mev"].iloc[-1])
@@ -281,7 +281,8 @@ def error_vs_energy(report: Report, energy: pd.DataFrame) -> Figure:
             )
     ax.set_xlabel("electron energy [MeV]")
     ax.set_ylabel("angular error [deg]")
-    ax.set_xlim(0, 70)
+    drawn = energy.loc[energy["n"] >= MIN_BIN_COUNT, "e_hi_mev"]
+    ax.set_xlim(0, float(drawn.max()))  # up to the last bin with data, not the last bin
     ax.set_ylim(bottom=0)
     ax.set_title(
         "Angular error vs energy (solid: median, dashed: 68 % containment)\n"
@@ -289,7 +290,7 @@ def error_vs_energy(report: Report, energy: pd.DataFrame) -> Figure:
         fontsize=10,
     )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return fig
 
 

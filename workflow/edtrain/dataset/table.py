@@ -16,7 +16,7 @@ from edtrain.formats import columns as col
 from edtrain.splits import key_hash
 
 WIDTH = len(col.NAMES_18)
-STRINGS = ("basenames", "sources", "counts")  # per basename: name, source file, rows
+PER_BASENAME = ("basenames", "sources", "counts")  # name, source file, number of rows
 NUMERIC: tuple[str, ...] = (
     "event",
     "match_id",
@@ -112,7 +112,7 @@ def read_chunk_table(path: str) -> dict[str, np.ndarray]:
     """A chunk's table as written by ``write_chunk_table``; ValueError if it is not one."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            table = {name: npz[name] for name in (*STRINGS, *NUMERIC)}
+            table = {name: npz[name] for name in (*PER_BASENAME, *NUMERIC)}
     except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as err:
         raise ValueError(f"{path}: not a chunk table ({err})") from None
     rows = {len(table[name]) for name in NUMERIC}
