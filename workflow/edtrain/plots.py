@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import LogFormatter, MaxNLocator
 
 from edtrain.insights.findings import usable
 from edtrain.metrics import cosines, unit
@@ -314,8 +314,10 @@ def components(report: Report) -> Figure:
         ax.set_xlabel(f"true {comp}")
         ax.set_ylabel(f"predicted {comp}")
         ax.set_aspect("equal")
-        fig.colorbar(image, ax=ax, fraction=0.046, label="samples")
-    axes[0].legend(fontsize=8, loc="upper left")
+        bar = fig.colorbar(image, ax=ax, fraction=0.046, label="samples")
+        for axis_format in (bar.ax.yaxis.set_major_formatter, bar.ax.yaxis.set_minor_formatter):
+            axis_format(LogFormatter(labelOnlyBase=False))  # "4", not "4×10⁰"; few minor labels
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2)
     fig.suptitle(f"{run.name} (best with predictions): true vs predicted direction components")
     return fig
 
