@@ -94,6 +94,9 @@ def main() -> None:
             warmup += -warmup % spe
             if (steps + warmup) * batch > args.samples:
                 steps = args.samples // batch - warmup
+            if steps < 2:  # too few samples for this batch: say so rather than time nothing
+                print(f"| {model} | {pipeline} | {batch} | skipped: --samples too small |")
+                continue
             rate = measure(
                 images,
                 labels,
