@@ -50,9 +50,14 @@ def name_hash(strings: np.ndarray) -> np.ndarray:
 
 def key_hash(basename: np.ndarray, event: np.ndarray, match_id: np.ndarray) -> np.ndarray:
     """64-bit hash of each sample key; identical on every machine and Python version."""
+    return hashed_key(name_hash(basename), event, match_id)
+
+
+def hashed_key(names: np.ndarray, event: np.ndarray, match_id: np.ndarray) -> np.ndarray:
+    """``key_hash`` from the basenames' ``name_hash`` values (hash each name once, not per row)."""
     event = np.asarray(event, dtype=np.int64).astype(np.uint64)
     match_id = np.asarray(match_id, dtype=np.int64).astype(np.uint64)
-    h = _splitmix64(name_hash(basename) ^ _splitmix64(event))
+    h = _splitmix64(np.asarray(names, dtype=np.uint64) ^ _splitmix64(event))
     return _splitmix64(h ^ _splitmix64(match_id + np.uint64(0x51ED)))
 
 

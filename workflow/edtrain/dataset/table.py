@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edtrain.formats import columns as col
-from edtrain.splits import key_hash
+from edtrain.splits import hashed_key, name_hash
 
 WIDTH = len(col.NAMES_18)
 PER_BASENAME = ("basenames", "sources", "counts")  # name, source file, number of rows
@@ -72,12 +72,12 @@ def sample_columns(
     x = metadata
     event = x[:, col.EVENT].astype(np.int64)
     match_id = x[:, col.MATCH_ID].astype(np.int64)
-    names = np.repeat(np.asarray(basenames, dtype=str), counts)
+    names = np.repeat(name_hash(basenames), counts)
     label, nu_dir = _unit(x[:, col.MOM]), _unit(x[:, col.NU_MOM])
     return {
         "event": event,
         "match_id": match_id,
-        "key_hash": key_hash(names, event, match_id),
+        "key_hash": hashed_key(names, event, match_id),
         "label_x": label[:, 0],
         "label_y": label[:, 1],
         "label_z": label[:, 2],
