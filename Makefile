@@ -30,7 +30,7 @@ dryrun: $(STAMP)
 clean-demo:
 	rm -rf results logs .state
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml workflow/edtrain/dataset/_float16.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e '.[cpu,dev]'

@@ -9,7 +9,6 @@ chunk job's system time and ~0.9 s per 50k samples. Raising the two thresholds k
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -19,10 +18,8 @@ MMAP_THRESHOLD = 32 << 20  # glibc's largest; blocks below it come from the (reu
 
 def reuse_freed_memory() -> bool:
     """Raise glibc's trim and mmap thresholds; False where the C library is not glibc."""
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the interpreter runs on
     except (OSError, AttributeError, TypeError):
         return False
     return bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)) and bool(

@@ -23,12 +23,18 @@ import pyarrow.parquet as pq
 
 from edtrain import __version__
 from edtrain.dataset.allocator import reuse_freed_memory
-from edtrain.dataset.chunk import FORMAT as CHUNK_FORMAT
-from edtrain.dataset.chunk import IMAGES
-from edtrain.dataset.chunk import SAMPLES as CHUNK_SAMPLES
 from edtrain.dataset.discover import chunk_of, dataset_order
 from edtrain.dataset.images import IMAGE_DTYPE, SAMPLE_SHAPE, link_parts, sample_count
-from edtrain.dataset.manifest import CHUNK_MANIFEST, add_counts, read_json, report_skips, write_json
+from edtrain.dataset.manifest import (
+    CHUNK_FORMAT,
+    CHUNK_IMAGES,
+    CHUNK_MANIFEST,
+    CHUNK_TABLE,
+    add_counts,
+    read_json,
+    report_skips,
+    write_json,
+)
 from edtrain.dataset.reader import MANIFEST
 from edtrain.dataset.table import COLUMNS, NUMERIC, read_chunk_table
 from edtrain.formats.columns import PLANES
@@ -80,8 +86,8 @@ def _read_tables(manifests: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     tables = []
     for k, m in enumerate(manifests):
         try:
-            table = read_chunk_table(os.path.join(m["dir"], CHUNK_SAMPLES))
-            n_images = sample_count(os.path.join(m["dir"], IMAGES))
+            table = read_chunk_table(os.path.join(m["dir"], CHUNK_TABLE))
+            n_images = sample_count(os.path.join(m["dir"], CHUNK_IMAGES))
         except ValueError as err:
             raise ChunkError(str(err)) from None
         rows = int(table["counts"].sum())
@@ -173,7 +179,7 @@ def assemble(manifests: list[dict[str, Any]], out: str, test_fraction: float) ->
     os.makedirs(out, exist_ok=True)
     folder = os.path.join(out, IMAGES_DIR)
     shutil.rmtree(folder, ignore_errors=True)  # parts of an earlier assembly
-    parts = link_parts([os.path.join(m["dir"], IMAGES) for m in manifests], folder)
+    parts = link_parts([os.path.join(m["dir"], CHUNK_IMAGES) for m in manifests], folder)
     is_test = test_mask(hashes, test_fraction)
     columns.update(is_test=is_test, rank=pool_rank(hashes, is_test))
     pq.write_table(_table(columns), os.path.join(out, SAMPLES))

@@ -25,7 +25,10 @@ from edtrain.dataset.discover import chunk_of, dataset_order, discover
 from edtrain.dataset.extract import BadFile, extract
 from edtrain.dataset.images import ImageWriter
 from edtrain.dataset.manifest import (
+    CHUNK_FORMAT,
+    CHUNK_IMAGES,
     CHUNK_MANIFEST,
+    CHUNK_TABLE,
     Skip,
     SkipRow,
     add_counts,
@@ -42,9 +45,6 @@ from edtrain.dataset.table import write_chunk_table
 # edtrain.imaging.FLIP_CONVENTIONS, repeated so that npz-only jobs need not import the renderer
 # (and pandas with it); a test keeps the two equal
 FLIP_CONVENTIONS: tuple[str, ...] = ("consistent", "upstream")
-IMAGES = "images.npy"
-SAMPLES = "samples.npz"
-FORMAT = "edtrain-chunk-3"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -101,7 +101,7 @@ def build_chunk(
     counts: list[dict[str, int]] = []
     table: list[tuple[str, str, int, np.ndarray]] = []  # per basename, for write_chunk_table
     os.makedirs(out, exist_ok=True)
-    with ImageWriter(os.path.join(out, IMAGES)) as writer:
+    with ImageWriter(os.path.join(out, CHUNK_IMAGES)) as writer:
         for source in progress(sources, f"chunk {chunk}/{chunks}"):
             try:
                 found = extract(source, cuts, convention, allocate=writer.reserve)
@@ -114,9 +114,9 @@ def build_chunk(
             records += found.inputs
             skipped_rows += found.skipped_rows
             counts.append(found.counts)
-    samples = write_chunk_table(os.path.join(out, SAMPLES), table)
+    samples = write_chunk_table(os.path.join(out, CHUNK_TABLE), table)
     return {
-        "format": FORMAT,
+        "format": CHUNK_FORMAT,
         "chunk": chunk,
         "chunks": chunks,
         "cuts": asdict(cuts),

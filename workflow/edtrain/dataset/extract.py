@@ -15,7 +15,8 @@ import numpy as np
 import xxhash
 
 from edtrain.dataset.discover import Source
-from edtrain.dataset.images import IMAGE_DTYPE, SAMPLE_SHAPE, to_float16
+from edtrain.dataset.float16 import PROBLEMS, read_plane_rows, to_float16
+from edtrain.dataset.images import IMAGE_DTYPE, SAMPLE_SHAPE
 from edtrain.dataset.manifest import SkipRow
 from edtrain.dataset.match import Cuts, match_triplets
 from edtrain.dataset.storage import open_range, storage_for
@@ -25,9 +26,11 @@ from edtrain.formats.npz import (
     NpzFormatError,
     PlaneFile,
     open_plane_npz,
-    read_image_rows,
     read_metadata,
 )
+
+# (rows, out) → a code per row: reads a plane's images at ``rows`` into ``out`` (float16)
+Reader = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class BadFile(Exception):
@@ -67,29 +70,17 @@ def _open(path: str, plane: str) -> tuple[PlaneFile, np.ndarray]:
     return handle, meta
 
 
-def _read_images(
-    readers: list[Callable[[np.ndarray, np.ndarray], np.ndarray]],
-    rows: list[np.ndarray],
-    images: np.ndarray,
-) -> np.ndarray:
-    """Fill ``images`` (float16) with the triplets' planes; per triplet why it is unusable.
-
-    The planes are read as float32 into one (n, 3, 128, 32) array, then cast in one pass. A
-    triplet is usable ('' as its reason) when float16 holds every pixel: finite and within
-    ±65504 (a value that would round to infinity is not).
-    """
-    raw = np.empty(images.shape, dtype=np.float32)
+def _read_images(readers: list[Reader], rows: list[np.ndarray], images: np.ndarray) -> np.ndarray:
+    """Fill ``images`` (float16 (n, 3, 128, 32)) with the triplets' planes; per triplet why it
+    is unusable ('' if usable: float16 holds every pixel, ``edtrain.dataset.float16``)."""
+    codes = np.empty(images.shape[:2], dtype=np.uint8)
     for k, reader in enumerate(readers):
-        reader(rows[k], raw[:, k])
-    with np.errstate(over="ignore", invalid="ignore"):  # bad rows are dropped by the caller
-        bad = to_float16(raw, images)
+        codes[:, k] = reader(rows[k], images[:, k])
     reasons = np.full(len(images), "", dtype=object)
-    for sample, plane in zip(*np.nonzero(bad), strict=True):
+    for sample, plane in zip(*np.nonzero(codes), strict=True):
         if reasons[sample]:  # the first plane's problem is the one reported
             continue
-        finite = np.isfinite(raw[sample, plane]).all()
-        problem = "pixel beyond the float16 range" if finite else "non-finite pixels"
-        reasons[sample] = f"{problem} in the {col.PLANES[plane]} plane"
+        reasons[sample] = f"{PROBLEMS[codes[sample, plane]]} in the {col.PLANES[plane]} plane"
     return reasons
 
 
@@ -99,7 +90,7 @@ class _Planes:
 
     path_x: str  # the file named as the samples' source
     meta: list[np.ndarray]
-    readers: list[Callable[[np.ndarray, np.ndarray], np.ndarray]]  # (rows, out) → out
+    readers: list[Reader]
     records: Callable[[], list[dict]]  # input records, once the images are read
 
 
@@ -122,14 +113,13 @@ def _npz_planes(source: Source) -> _Planes:
     return _Planes(
         path_x=source.planes["X"],
         meta=[meta for _, meta in opened],
-        readers=[partial(read_image_rows, plane) for plane, _ in opened],
+        readers=[partial(read_plane_rows, plane) for plane, _ in opened],
         records=records,
     )
 
 
 def _take(images: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
-    out[...] = images[rows]
-    return out
+    return to_float16(images[rows], out)
 
 
 def _cluster_planes(path: str, convention: str) -> _Planes:

@@ -45,29 +45,6 @@ def _header(n: int) -> mmap.mmap:
     return page
 
 
-def to_float16(raw: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """Cast float32 (n, 3, 128, 32) images into ``out`` (float16); True per (sample, plane)
-    where a pixel does not fit (non-finite, or beyond ±65504 so that it rounds to infinity).
-
-    Bitwise equal to ``raw.astype(np.float16)``, but only the 8-row blocks that hold a non-zero
-    bit are converted: cluster images are ~1.5 % pixels and ~25 % such blocks, and numpy's
-    float16 cast (no SIMD path on x86) is the most expensive step of reading a sample.
-    """
-    block_rows = 8
-    per_block = block_rows * IMAGE_SHAPE[1]
-    blocks = raw.reshape(-1, per_block)
-    used = np.flatnonzero(np.bitwise_or.reduce(blocks.view(np.uint64), axis=1))
-    converted = blocks[used].astype(IMAGE_DTYPE)
-    out_blocks = out.reshape(-1, per_block)
-    out_blocks.fill(0)
-    out_blocks[used] = converted
-    exponent = converted.view(np.uint16) & np.uint16(0x7C00)  # all ones: inf or NaN
-    bad_blocks = used[(exponent == 0x7C00).any(axis=1)]
-    bad = np.zeros(raw.shape[:2], dtype=bool)
-    bad.reshape(-1)[bad_blocks // (IMAGE_SHAPE[0] // block_rows)] = True
-    return bad
-
-
 def aligned_empty(n: int) -> np.ndarray:
     """An uninitialized float16 (n, 3, 128, 32) array in page-aligned memory (for O_DIRECT)."""
     buffer = mmap.mmap(-1, max(n, 1) * SAMPLE_BYTES)

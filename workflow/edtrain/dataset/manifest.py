@@ -14,7 +14,12 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
-CHUNK_MANIFEST = "chunk.json"
+# a chunk directory (edtrain.dataset.chunk): named here so that ``assemble`` need not import
+# the chunk job's readers
+CHUNK_FORMAT = "edtrain-chunk-3"
+CHUNK_IMAGES = "images.npy"
+CHUNK_TABLE = "samples.npz"
+CHUNK_MANIFEST = "chunk.json"  # written last: the chunk is complete
 SKIP_SUMMARY_LINES = 20
 
 

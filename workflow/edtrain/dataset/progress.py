@@ -7,8 +7,6 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import TypeVar
 
-from tqdm import tqdm
-
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 LOG_STEPS = 10
@@ -17,6 +15,8 @@ LOG_STEPS = 10
 def progress(items: Sequence[T], desc: str, unit: str = "file") -> Iterator[T]:
     """Yield ``items``, reporting progress in the way that suits where stderr goes."""
     if sys.stderr.isatty():
+        from tqdm import tqdm  # imported here: batch jobs, which do not draw bars, start faster
+
         yield from tqdm(items, desc=desc, unit=unit)
         return
     every = max(1, len(items) // LOG_STEPS)
