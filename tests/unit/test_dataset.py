@@ -395,7 +395,15 @@ def test_assemble_refuses_damaged_chunks_naming_them(tmp_path, capsys):
     def drop_images(a, _):
         np.save(a / "images.npy", np.zeros((1, 3, *SHAPE), dtype=np.float16))
 
+    def repeat_basename(a, _):
+        with np.load(a / "samples.npz") as f:
+            columns = dict(f)
+        assert len(columns["basenames"]) > 1
+        columns["basenames"][1] = columns["basenames"][0]
+        np.savez(a / "samples.npz", **columns)
+
     refused(swap_tables, "rows, |not in dataset order")  # another chunk's table
     refused(truncate_table, "not a chunk table")
     refused(drop_images, "expected float16")
+    refused(repeat_basename, "not in dataset order")
     assert not (tmp_path / "out").exists()
