@@ -7,9 +7,11 @@ count reproduces the predecessor's 0.2 MB of RSS per triplet). Files are written
 --workdir; each size N reads a folder of links to the first ceil(N / 40.27) basenames, so
 10k ⊂ 50k ⊂ 170k. Every process runs alone with warm caches; peak RSS comes from wait4. Each
 loader runs --repeats times, the loaders in turn, and the table shows each loader's run of
-median wall time (ratios are of medians) with every run's wall time beside it.
+median wall time (ratios are of medians) with every run's wall time beside it. With a size
+under 1000 first (40: one basename), that run measures each loader's fixed costs (start-up,
+imports, output files) and a second table gives the rate per triplet beyond them.
 
-    .venv/bin/python benchmarks/assembly_speed.py --sizes 10000 50000 --jobs 2
+    .venv/bin/python benchmarks/assembly_speed.py --sizes 40 10000 50000 --jobs 2
 """
 
 from __future__ import annotations
@@ -241,6 +243,35 @@ def markdown(results: list[dict], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def marginal(results: list[dict], args: argparse.Namespace) -> str:
+    """Wall time per triplet beyond the smallest size's run, which measures the fixed costs
+    (process start-up, imports, output files): the loaders' rates once they are running."""
+    base, *rest = results
+    loaders = [("predecessor", "predecessor"), ("edtrain_1", "edtrain, 1 chunk")]
+    loaders.append(("edtrain_n", f"edtrain, {args.chunks} chunks {args.jobs} at a time"))
+    fixed = ", ".join(
+        f"{label} {base[key]['wall_s']:.2f} s" for key, label in loaders if key in base
+    )
+    lines = [
+        f"Fixed costs (the {base['edtrain_1']['triplets']}-triplet run): {fixed}.\n",
+        "| triplets | loader | µs per triplet beyond them | triplets/s | vs predecessor |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rest:
+        rate = {}
+        for key, label in loaders:
+            if key not in r or key not in base:
+                continue
+            extra = r[key]["triplets"] - base[key]["triplets"]
+            rate[key] = (r[key]["wall_s"] - base[key]["wall_s"]) / extra
+            ratio = f"{rate['predecessor'] / rate[key]:.1f}×" if "predecessor" in rate else ""
+            lines.append(
+                f"| {r[key]['triplets']} | {label} | {rate[key] * 1e6:.1f} "
+                f"| {1 / rate[key]:,.0f} | {ratio} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
@@ -258,6 +289,8 @@ def main() -> int:
         print(json.dumps(results[-1]), flush=True)
     print(f"\nload average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs\n")
     print(markdown(results, args))
+    if len(results) > 1 and results[0]["size"] < 1000:
+        print("\n" + marginal(results, args))
     return 0
 
 
