@@ -6,9 +6,10 @@ Planes come from three npz files (read without loading them) or from one cluster
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
@@ -25,6 +26,7 @@ from edtrain.formats import columns as col
 from edtrain.formats.npz import (
     NpzFormatError,
     PlaneFile,
+    RangeFile,
     open_plane_npz,
     read_metadata,
 )
@@ -92,6 +94,11 @@ class _Planes:
     meta: list[np.ndarray]
     readers: list[Reader]
     records: Callable[[], list[dict]]  # input records, once the images are read
+    files: list[RangeFile] = field(default_factory=list)  # open until ``close()``
+
+    def close(self) -> None:
+        for file in self.files:
+            file.close()
 
 
 def _npz_planes(source: Source) -> _Planes:
@@ -115,6 +122,7 @@ def _npz_planes(source: Source) -> _Planes:
         meta=[meta for _, meta in opened],
         readers=[partial(read_plane_rows, plane) for plane, _ in opened],
         records=records,
+        files=[plane.file for plane, _ in opened],
     )
 
 
@@ -173,16 +181,17 @@ def extract(
         planes = _npz_planes(source)
     else:
         planes = _cluster_planes(source.cluster_file, convention)
-    u, v, x = planes.meta
-    match = match_triplets(u, v, x, cuts)
-    rows = [match.u, match.v, match.x]
-    images = allocate(len(match.x))
-    try:
-        problems = _read_images(planes.readers, rows, images)
-    except OSError as err:
-        path = err.filename or planes.path_x
-        raise BadFile(path, f"cannot read image rows ({err.strerror or err})") from None
-    inputs = planes.records()
+    with contextlib.closing(planes):
+        u, v, x = planes.meta
+        match = match_triplets(u, v, x, cuts)
+        rows = [match.u, match.v, match.x]
+        images = allocate(len(match.x))
+        try:
+            problems = _read_images(planes.readers, rows, images)
+        except OSError as err:
+            path = err.filename or planes.path_x
+            raise BadFile(path, f"cannot read image rows ({err.strerror or err})") from None
+        inputs = planes.records()
     bad = problems != ""
     dropped = np.concatenate([match.dropped, match.x[bad]]).astype(np.int64)
     reasons = np.concatenate([match.reasons, problems[bad]])

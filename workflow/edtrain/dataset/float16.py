@@ -14,7 +14,6 @@ into a buffer that stays in cache: no float32 copy of the images is made at all.
 from __future__ import annotations
 
 import errno
-import os
 
 import numpy as np
 
@@ -97,15 +96,12 @@ def read_plane_rows(plane: PlaneFile, rows: np.ndarray, out: np.ndarray) -> np.n
     if len(rows) and (rows.min() < 0 or rows.max() >= m.shape[0]):
         raise IndexError(f"{plane.path}: row outside 0..{m.shape[0] - 1}")
     row_bytes = m.nbytes // m.shape[0]
-    fd = os.open(plane.path, os.O_RDONLY)
     try:
-        codes = _float16.pread_rows(fd, m.offset + rows * row_bytes, _images(out))
+        codes = _float16.pread_rows(plane.file.fd, m.offset + rows * row_bytes, _images(out))
     except EOFError:
         reason = "the file ends before a range it should hold (truncated?)"
         raise OSError(errno.EIO, reason, plane.path) from None
     except OSError as err:
         raise OSError(err.errno, err.strerror, plane.path) from None
-    finally:
-        os.close(fd)
     plane.file.bytes_read += len(rows) * row_bytes
     return np.frombuffer(codes, dtype=np.uint8)

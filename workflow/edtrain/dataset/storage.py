@@ -98,6 +98,9 @@ class RemoteFile:
                 position += len(view)
         self.bytes_read += int(lengths.sum())
 
+    def close(self) -> None:
+        """Nothing to release: the connection is the file system's, shared by all files."""
+
 
 class XRootDStorage:
     """Files behind one XRootD server, addressed by ``root://host:port//path`` URLs."""

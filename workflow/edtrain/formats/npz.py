@@ -20,6 +20,7 @@ import errno
 import math
 import os
 import struct
+import weakref
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -61,30 +62,36 @@ class RangeFile(Protocol):
         """Read the ranges one after another into the buffers ``out`` (as ``preadv`` scatters:
         each range fills a whole number of consecutive buffers); OSError if one is short."""
 
+    def close(self) -> None:
+        """Release the file (reading it afterwards is an error)."""
+
 
 @dataclass
 class LocalFile:
-    """A file on a (possibly FUSE-mounted) file system: each request is opened and closed."""
+    """A file on a (possibly FUSE-mounted) file system, opened once (on FUSE an open is a
+    request to the server) and kept open until ``close()`` or until it is garbage."""
 
     path: str
     size: int = field(init=False)
     bytes_read: int = 0
+    fd: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.size = os.path.getsize(self.path)
+        self.fd = os.open(self.path, os.O_RDONLY)
+        self._closer = weakref.finalize(self, os.close, self.fd)
+        self.size = os.fstat(self.fd).st_size
 
     def read_ranges(
         self, starts: np.ndarray, lengths: np.ndarray, out: Sequence[memoryview]
     ) -> None:
-        fd = os.open(self.path, os.O_RDONLY)
-        try:
-            for start, views in zip(starts.tolist(), buffers_per_range(lengths, out), strict=True):
-                if not _preadv_exact(fd, views, start):
-                    reason = "the file ends before a range it should hold (truncated?)"
-                    raise OSError(errno.EIO, reason, self.path)
-        finally:
-            os.close(fd)
+        for start, views in zip(starts.tolist(), buffers_per_range(lengths, out), strict=True):
+            if not _preadv_exact(self.fd, views, start):
+                reason = "the file ends before a range it should hold (truncated?)"
+                raise OSError(errno.EIO, reason, self.path)
         self.bytes_read += int(lengths.sum())
+
+    def close(self) -> None:
+        self._closer()
 
 
 def buffers_per_range(lengths: np.ndarray, out: Sequence[memoryview]) -> list[list[memoryview]]:
