@@ -5,6 +5,7 @@ check that every image landed in the row of its sample.
 """
 
 import json
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -14,6 +15,7 @@ import pandas as pd
 import pytest
 
 from edtrain import cli, splits
+from edtrain.dataset import chunk, float16
 from edtrain.dataset.discover import dataset_order
 from edtrain.dataset.reader import open_images, part_paths
 from edtrain.formats import columns as col
@@ -115,6 +117,18 @@ def assert_same_dataset(a: Path, b: Path) -> None:
     for m in (ma, mb):
         assert sum(p["samples"] for p in m["images"].pop("parts")) == m["samples"]
     assert ma == mb
+
+
+def test_numpy_cast_gives_the_same_dataset_as_the_f16c_kernel(tmp_path, monkeypatch, caplog):
+    caplog.set_level(logging.INFO)
+    make_production(tmp_path / "prod", range(4))
+    kernel = build(tmp_path, "kernel", [tmp_path / "prod"])
+    assert ("float16 cast by numpy" in caplog.text) != float16.F16C
+    for module in (float16, chunk):
+        monkeypatch.setattr(module, "F16C", False)
+    caplog.clear()
+    assert_same_dataset(kernel, build(tmp_path, "numpy", [tmp_path / "prod"]))
+    assert "float16 cast by numpy: the F16C kernel was not built" in caplog.text
 
 
 def test_dataset_contract(tmp_path):

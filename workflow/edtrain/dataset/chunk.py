@@ -13,6 +13,7 @@ presence means the chunk is complete.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from dataclasses import asdict
@@ -23,6 +24,7 @@ import numpy as np
 from edtrain.dataset.allocator import reuse_freed_memory
 from edtrain.dataset.discover import chunk_of, dataset_order, discover
 from edtrain.dataset.extract import BadFile, extract
+from edtrain.dataset.float16 import F16C
 from edtrain.dataset.images import ImageWriter
 from edtrain.dataset.manifest import (
     CHUNK_FORMAT,
@@ -45,6 +47,7 @@ from edtrain.dataset.table import write_chunk_table
 # edtrain.imaging.FLIP_CONVENTIONS, repeated so that npz-only jobs need not import the renderer
 # (and pandas with it); a test keeps the two equal
 FLIP_CONVENTIONS: tuple[str, ...] = ("consistent", "upstream")
+log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -131,6 +134,8 @@ def build_chunk(
 
 def main(args: argparse.Namespace) -> int:
     reuse_freed_memory()
+    if not F16C:  # a slower chunk job: say why
+        log.info("float16 cast by numpy: the F16C kernel was not built or the CPU lacks F16C")
     cuts = Cuts(args.es_only, args.marley_only, args.energy_min, args.energy_max)
     if not 0 <= args.chunk < args.chunks:
         print(
