@@ -59,8 +59,13 @@ static int supported(void) {
 #endif
 }
 
-static int check_format(Py_buffer *view, const char *formats, Py_ssize_t itemsize,
-                        const char *what) {
+/* Get a buffer of the given item format (one of `formats`, e.g. "ql") and size; -1 with an
+ * exception (and nothing held) otherwise. */
+static int get_buffer(PyObject *obj, Py_buffer *view, int flags, const char *formats,
+                      Py_ssize_t itemsize, const char *what) {
+    if (PyObject_GetBuffer(obj, view, flags | PyBUF_FORMAT) < 0) {
+        return -1;
+    }
     const char *format = view->format ? view->format : "B";
     if (view->itemsize != itemsize || strchr(formats, format[0]) == NULL || format[1] != '\0') {
         PyErr_Format(PyExc_TypeError, "%s must hold format '%c', not '%s'", what, formats[0],
@@ -77,8 +82,7 @@ static int prepare(PyObject *dst_obj, Py_buffer *dst, Py_ssize_t *per) {
         PyErr_SetString(PyExc_RuntimeError, "this CPU has no F16C instructions");
         return -1;
     }
-    if (PyObject_GetBuffer(dst_obj, dst, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_STRIDES) < 0 ||
-        check_format(dst, "e", 2, "dst") < 0) {
+    if (get_buffer(dst_obj, dst, PyBUF_WRITABLE | PyBUF_STRIDES, "e", 2, "dst") < 0) {
         return -1;
     }
     Py_ssize_t contiguous = 2;
@@ -115,8 +119,7 @@ static PyObject *cast(PyObject *module, PyObject *args) {
         prepare(dst_obj, &dst, &per) < 0) {
         return NULL;
     }
-    if (PyObject_GetBuffer(src_obj, &src, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0 ||
-        check_format(&src, "f", 4, "src") < 0) {
+    if (get_buffer(src_obj, &src, PyBUF_C_CONTIGUOUS, "f", 4, "src") < 0) {
         PyBuffer_Release(&dst);
         return NULL;
     }
@@ -153,8 +156,7 @@ static PyObject *pread_rows(PyObject *module, PyObject *args) {
         prepare(dst_obj, &dst, &per) < 0) {
         return NULL;
     }
-    if (PyObject_GetBuffer(offsets_obj, &offsets, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0 ||
-        check_format(&offsets, "ql", 8, "offsets") < 0) {
+    if (get_buffer(offsets_obj, &offsets, PyBUF_C_CONTIGUOUS, "ql", 8, "offsets") < 0) {
         PyBuffer_Release(&dst);
         return NULL;
     }

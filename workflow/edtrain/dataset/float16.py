@@ -88,20 +88,17 @@ def read_plane_rows(plane: PlaneFile, rows: np.ndarray, out: np.ndarray) -> np.n
     Local float32 files are read by the kernel where it runs; others through
     ``npz.read_image_rows`` (one request for all rows, as remote files need) and cast.
     """
-    m = plane.images
-    direct = F16C and isinstance(plane.file, LocalFile) and m.dtype == np.dtype("<f4")
+    direct = F16C and isinstance(plane.file, LocalFile) and plane.images.dtype == "<f4"
     if not direct:
         return to_float16(read_image_rows(plane, rows), out)
-    rows = np.asarray(rows, dtype=np.int64)
-    if len(rows) and (rows.min() < 0 or rows.max() >= m.shape[0]):
-        raise IndexError(f"{plane.path}: row outside 0..{m.shape[0] - 1}")
-    row_bytes = m.nbytes // m.shape[0]
+    rows = plane.check_rows(rows)
+    offsets = plane.images.offset + rows * plane.row_bytes
     try:
-        codes = _float16.pread_rows(plane.file.fd, m.offset + rows * row_bytes, _images(out))
+        codes = _float16.pread_rows(plane.file.fd, offsets, _images(out))
     except EOFError:
         reason = "the file ends before a range it should hold (truncated?)"
         raise OSError(errno.EIO, reason, plane.path) from None
     except OSError as err:
         raise OSError(err.errno, err.strerror, plane.path) from None
-    plane.file.bytes_read += len(rows) * row_bytes
+    plane.file.bytes_read += len(rows) * plane.row_bytes
     return np.frombuffer(codes, dtype=np.uint8)

@@ -164,6 +164,17 @@ class PlaneFile:
     def width(self) -> int:
         return self.metadata.shape[1]
 
+    @property
+    def row_bytes(self) -> int:
+        return self.images.nbytes // self.images.shape[0]
+
+    def check_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Image row indices as int64; IndexError naming the file for a row it does not have."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= self.rows):
+            raise IndexError(f"{self.path}: row outside 0..{self.rows - 1}")
+        return rows
+
 
 def write_plane_npz(path: str | os.PathLike, images: np.ndarray, metadata: np.ndarray) -> None:
     """Write one plane file exactly as upstream does (``np.savez``, float32, no pickle)."""
@@ -392,29 +403,17 @@ def row_ranges(offset: int, row_bytes: int, rows: np.ndarray) -> tuple[np.ndarra
     return offset + rows[first] * row_bytes, counts * row_bytes
 
 
-def read_image_rows(
-    plane: PlaneFile, rows: np.ndarray, out: np.ndarray | None = None
-) -> np.ndarray:
-    """Images at these row indices (n, 128, 32), reading only those rows, each once.
-
-    ``out`` (default: a new array) receives them in the file's dtype; each ``out[i]`` must be
-    contiguous, e.g. one plane of a (n, 3, 128, 32) array: the rows are read straight into it.
-    """
-    m = plane.images
-    rows = np.asarray(rows, dtype=np.int64)
-    if len(rows) and (rows.min() < 0 or rows.max() >= m.shape[0]):
-        raise IndexError(f"{plane.path}: row outside 0..{m.shape[0] - 1}")
-    if out is None:
-        out = np.empty((len(rows), *IMAGE_SHAPE), dtype=m.dtype)
-    if out.dtype != m.dtype:  # e.g. a float64 file: read as stored, then convert
-        out[...] = read_image_rows(plane, rows)
-        return out
+def read_image_rows(plane: PlaneFile, rows: np.ndarray) -> np.ndarray:
+    """Images at these row indices (n, 128, 32) in the file's dtype, reading only those rows,
+    each once, straight into place."""
+    rows = plane.check_rows(rows)
+    out = np.empty((len(rows), *IMAGE_SHAPE), dtype=plane.images.dtype)
     if (rows[1:] > rows[:-1]).all():  # the usual case, ascending: no np.unique (~15 µs)
         distinct, first, inverse = rows, np.arange(len(rows)), None
     else:
         distinct, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
     if len(distinct):
-        starts, lengths = row_ranges(m.offset, m.nbytes // m.shape[0], distinct)
+        starts, lengths = row_ranges(plane.images.offset, plane.row_bytes, distinct)
         views = [out[i].data.cast("B") for i in first.tolist()]
         plane.file.read_ranges(starts, lengths, views)
     if len(distinct) < len(rows):  # a row asked for twice: copy it
