@@ -108,6 +108,16 @@ def test_v14_is_the_seeds_200k_recommendation(config: dict[str, Any]) -> None:
     }
     assert v["max_epochs"] == 300
     assert v["hyperopt"]["enabled"] is False
+    assert v["input"]["frame"] == "detector"
+
+
+def test_v15_is_v14_in_the_face_frame(config: dict[str, Any]) -> None:
+    """Only the label frame (and the seed every version has of its own) tells them apart."""
+    v14, v15 = (edconfig.resolve_version(config, v) for v in ("v14", "v15"))
+    assert v15["input"]["frame"] == "face"
+    differs = {k for k in v14 if v14[k] != v15[k]}
+    assert differs == {"name", "description", "seed", "input"}
+    assert {**v15["input"], "frame": "detector"} == v14["input"]
 
 
 @pytest.mark.parametrize("name", ["v11", "v13"])
@@ -179,7 +189,7 @@ def test_scaling_never_shrinks_below_a_trainable_size(config: dict[str, Any]) ->
 
 
 def test_run_versions_selects_and_checks(config: dict[str, Any]) -> None:
-    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 15)]
+    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 16)]
     assert edconfig.run_versions({**config, "run_versions": ["v12", "v7"]}) == ["v12", "v7"]
     with pytest.raises(edconfig.ConfigError, match="v99"):
         edconfig.run_versions({**config, "run_versions": ["v99"]})
@@ -298,4 +308,4 @@ def test_write_resolved_round_trips(config: dict[str, Any], tmp_path: Path) -> N
 
 def test_all_versions_come_in_natural_order_whatever_the_layering(config: dict[str, Any]) -> None:
     layered = {**config, "versions": {"v13": {}, "v11": {}, **config["versions"]}}
-    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 15)]
+    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 16)]

@@ -155,6 +155,8 @@ def test_dataset_contract(tmp_path):
         table["rank"], splits.pool_rank(table["key_hash"].to_numpy(), is_test)
     )
     assert table["nu_energy_mev"].isna().all() and table["is_es"].all()
+    assert (table["drift_side"] == 1).all()  # true_pos_x is 0 here: the x ≥ 0 side
+    assert manifest["drift_side_from"] == ["true_position_x"]
     assert table["source"].str.endswith("_planeX.npz").all()
     assert manifest["pool_size"] + manifest["test_size"] == expected
     assert manifest["counts"]["unmatched"] == 6 and manifest["skipped_files"] == []

@@ -37,6 +37,9 @@ def test_cluster_files_give_the_samples_of_their_npz_files(tmp_path, convention)
     np.testing.assert_array_equal(npz_images, root_images)
     assert root["source"].str.endswith("_bg_matched.root").all()
     assert manifest["flip_convention"] == convention
+    # drift sides from the X channels agree with the true positions the npz files keep
+    assert manifest["drift_side_from"] == ["x_plane_channel"]
+    assert set(root["drift_side"]) == {-1, 1}
     assert len(manifest["inputs"]) == 2 and all("images_xxh3" in i for i in manifest["inputs"])
 
 

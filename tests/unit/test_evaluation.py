@@ -24,6 +24,7 @@ ARRAYS = {
     "energy_mev": (np.float32, ()),
     "nu_energy_mev": (np.float32, ()),
     "nu_dir": (np.float32, (3,)),
+    "oracle_dir": (np.float32, (3,)),
 }
 
 
@@ -31,10 +32,32 @@ def _reject_nan(token: str):
     raise ValueError(f"metrics.json must be strict JSON, found {token}")
 
 
+def write_truth(dataset, truth_dir) -> None:
+    """Truth parquets for file0 and file1 (file2 has none): every event, the sample's match_id
+    as main match on even events only, an oracle about 5° off the label."""
+    table = pd.read_parquet(dataset / "samples.parquet")
+    table = table[table["basename"] != "file2"]
+    truth = pd.DataFrame(
+        {
+            "basename": table["basename"],
+            "event": table["event"],
+            "main_match_id": np.where(table["event"] % 2 == 0, table["match_id"], -1),
+            "oracle_dir_x": table["label_x"],
+            "oracle_dir_y": table["label_y"] + np.tan(np.radians(5.0)),
+            "oracle_dir_z": table["label_z"],
+            "oracle_error_deg": 5.0,
+        }
+    )
+    truth_dir.mkdir()
+    for name, rows in truth.groupby("basename"):
+        rows.to_parquet(truth_dir / f"{name}_truth.parquet", index=False)
+
+
 @pytest.fixture(scope="module")
 def predicted(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
     dataset = make_dataset(root / "ds", n=200)
+    write_truth(dataset, root / "truth")
     config = tiny_config(samples=50)
     (root / "config.json").write_text(json.dumps(config))
     model = build_model(config["model"], config["input"])
@@ -47,6 +70,7 @@ def predicted(tmp_path_factory):
         training=None,  # next to the model
         out_predictions=root / "v" / "predictions.npz",
         out_metrics=root / "v" / "metrics.json",
+        truth=root / "truth",
     )
     assert evaluation.main(args) == 0
     return dataset, model, args
@@ -74,7 +98,10 @@ def test_metrics_are_the_summary_of_the_saved_predictions(predicted) -> None:
     saved = np.load(args.out_predictions)
     errors = metrics.angular_error_deg(saved["test_predictions"], saved["test_true"])
     assert scores["version"] == "vtiny" and scores["test_set_hash"] == "test-0"
-    for key, value in metrics.summarize(errors).items():
+    expected = metrics.summarize(errors) | metrics.sign_agreement(
+        saved["test_predictions"], saved["test_true"]
+    )
+    for key, value in expected.items():
         assert scores[key] == pytest.approx(value), key
     bins = scores["by_energy"]
     assert len(bins) == len(metrics.ENERGY_BINS_MEV) - 1
@@ -95,3 +122,60 @@ def test_a_failed_training_is_not_run_and_has_no_score(predicted, tmp_path) -> N
     np.testing.assert_array_equal(saved["key_hash"], good["key_hash"])
     scores = json.loads(args.out_metrics.read_text(), parse_constant=_reject_nan)
     assert scores["training_status"] == "failed" and scores["mean_deg"] is None
+    # the oracle is still scored; the version's statistics on its samples are not
+    assert scores["oracle"]["oracle"]["q68_deg"] is not None
+    assert scores["oracle"]["version"]["q68_deg"] is None and scores["oracle"]["q68_ratio"] is None
+
+
+def test_the_oracle_is_joined_for_main_electrons_with_truth(predicted) -> None:
+    *_, args = predicted
+    saved = np.load(args.out_predictions)
+    expected = (saved["basename"] != "file2") & (saved["event"] % 2 == 0)
+    assert 0 < expected.sum() < len(expected)
+    has = np.isfinite(saved["oracle_dir"]).all(axis=1)
+    np.testing.assert_array_equal(has, expected)
+    assert np.isnan(saved["oracle_dir"][~has]).all()
+    oracle_errors = metrics.angular_error_deg(saved["oracle_dir"][has], saved["test_true"][has])
+    assert oracle_errors.max() < 5.5 and oracle_errors.mean() > 1.0  # at most ~5° off
+
+
+def test_metrics_score_the_oracle_and_the_version_on_the_same_samples(predicted) -> None:
+    *_, args = predicted
+    scores = json.loads(args.out_metrics.read_text(), parse_constant=_reject_nan)
+    saved = np.load(args.out_predictions)
+    has = np.isfinite(saved["oracle_dir"]).all(axis=1)
+    block = scores["oracle"]
+    assert block["n"] == has.sum() and block["fraction"] == pytest.approx(has.mean())
+    pred, true = saved["test_predictions"][has], saved["test_true"][has]
+    version = metrics.summarize(metrics.angular_error_deg(pred, true))
+    assert block["version"]["q68_deg"] == pytest.approx(version["q68_deg"])
+    assert 0 < block["oracle"]["q68_deg"] < 5.5
+    assert block["q68_ratio"] == pytest.approx(version["q68_deg"] / block["oracle"]["q68_deg"])
+    assert sum(b["n"] for b in block["by_energy"]) == has.sum()
+
+
+def test_oracle_lookup_from_a_hand_made_truth_folder(tmp_path) -> None:
+    truth = pd.DataFrame(
+        {
+            "basename": ["fA", "fA", "fB"],
+            "event": [1, 2, 5],
+            "main_match_id": [3, -1, 0],
+            "oracle_dir_x": [1.0, 0.0, 0.0],
+            "oracle_dir_y": [0.0, 1.0, 0.0],
+            "oracle_dir_z": [0.0, 0.0, 1.0],
+            "electron_dir_x": [1.0, 0.0, 0.0],  # present, not read
+        }
+    )
+    for name, rows in truth.groupby("basename"):
+        rows.to_parquet(tmp_path / f"{name}_truth.parquet", index=False)
+    # main electron; another match of the same event; event without a main match; event not
+    # in truth; main electron of another file; a file without truth
+    basename = np.array(["fA_bg_matched", "fA_bg_matched", "fA_bg_matched", "fA_bg_matched",
+                         "fB_bg_matched", "fC_bg_matched"])  # fmt: skip
+    event = np.array([1, 1, 2, 9, 5, 1])
+    match_id = np.array([3, 4, 0, 0, 0, 1])
+    oracle = evaluation.oracle_directions(tmp_path, basename, event, match_id)
+    assert oracle.dtype == np.float32 and oracle.shape == (6, 3)
+    np.testing.assert_array_equal(oracle[0], [1, 0, 0])
+    np.testing.assert_array_equal(oracle[4], [0, 0, 1])
+    assert np.isnan(oracle[[1, 2, 3, 5]]).all()

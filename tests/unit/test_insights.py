@@ -19,6 +19,8 @@ from edtrain.plots import PLOT_FILES
 
 N_TEST = 4000
 TEST_SET_HASH = "c0ffee"
+ORACLE_MISSING = 0.2  # share of test samples without an oracle direction
+FRAMES = {"a1": "detector", "a2": "face", "a3": "detector", "a4": "detector"}
 # version: samples, filters, loss, direction noise, flip fraction, training status
 VERSIONS = {
     "a1": (2000, 8, "cosine", 0.9, 0.25, "ok"),
@@ -35,8 +37,11 @@ def unit_rows(v: np.ndarray) -> np.ndarray:
 def common_test_set(rng: np.random.Generator, with_nu: bool) -> dict[str, np.ndarray]:
     nu = unit_rows(rng.normal(size=(N_TEST, 3)))
     true = unit_rows(nu + 0.4 * rng.normal(size=(N_TEST, 3)))
+    oracle = unit_rows(true + 0.1 * rng.normal(size=(N_TEST, 3)))
+    oracle[rng.random(N_TEST) < ORACLE_MISSING] = np.nan  # not the main electron of its event
     return {
         "test_true": true.astype(np.float32),
+        "oracle_dir": oracle.astype(np.float32),
         "key_hash": rng.permutation(N_TEST).astype(np.uint64),
         "energy_mev": rng.uniform(2, 70, N_TEST).astype(np.float32),
         "nu_dir": (nu if with_nu else np.full_like(nu, np.nan)).astype(np.float32),
@@ -51,6 +56,7 @@ def write_version(folder: Path, name: str, common: dict, rng: np.random.Generato
         "model": {"conv_layers": 2, "filters": filters, "kernel_size": 3, "filter_growth": 2.0,
                   "batch_norm": True, "dense_layers": 1, "dense_units": 16, "dropout": 0.3},
         "hyperopt": {"enabled": name == "a2", "ran": False}, "dataset": "results/datasets/t",
+        "input": {"normalization": "scale", "scale": 100.0, "frame": FRAMES[name]},
     }  # fmt: skip
     (folder / "config.json").write_text(json.dumps(config))
     epochs = 12
@@ -177,3 +183,43 @@ def test_hyperopt_cells_say_what_ran_and_what_was_asked() -> None:
     assert params_cell({"model.filters": 64, "optimizer.learning_rate": 0.000123}) == (
         "model.filters = 64, optimizer.learning_rate = 0.000123"
     )
+
+
+def test_diagnostics_per_version_with_the_oracle_on_the_same_samples(out):
+    summary = pd.read_csv(out / "summary.csv", index_col="version")
+    scored = summary.loc[["a1", "a2", "a3"]]
+    # a1/a2 flip a quarter of their predictions, a3 an eighth; a reversed direction with the
+    # axis right counts as a flip only if the noise left it within 30° of the axis
+    assert (scored.loc[["a1", "a2"], "flip_frac"] > scored.loc["a3", "flip_frac"]).all()
+    assert (scored["flip_frac"] < scored["frac_over_90"]).all()
+    signs = scored[["sign_agree_x", "sign_agree_y", "sign_agree_z"]]
+    assert ((signs > 0.5) & (signs < 1)).all().all()
+    n = scored["oracle_n"]
+    assert (n == n.iloc[0]).all() and abs(n.iloc[0] / N_TEST - (1 - ORACLE_MISSING)) < 0.03
+    assert (scored["oracle_q68_deg"] == scored["oracle_q68_deg"].iloc[0]).all()
+    assert (scored["oracle_q68_deg"] < scored["oracle_version_q68_deg"]).all()
+    np.testing.assert_allclose(
+        scored["oracle_q68_ratio"], scored["oracle_version_q68_deg"] / scored["oracle_q68_deg"]
+    )
+    assert np.isnan(summary.loc["a4", "oracle_version_q68_deg"])
+    assert summary.loc["a2", "frame"] == "face"
+
+    markdown = (out / "insights.md").read_text()
+    section = markdown.split("## Accuracy Diagnostics")[1].split("\n---")[0]
+    assert "| Version | Frame | 68 % | Folded 68 % | Flips | Sign agreement x / y / z |" in section
+    row = next(line for line in section.splitlines() if line.startswith("| a2 |"))
+    a2 = summary.loc["a2"]
+    assert f"| face | {a2['q68_deg']:.2f}° | {a2['folded_q68_deg']:.2f}° |" in row
+    assert f"| {a2['oracle_q68_deg']:.2f}° | {a2['oracle_version_q68_deg']:.2f}° |" in row
+    assert f"| {a2['oracle_q68_ratio']:.2f} |" in row
+    assert "| a4 |" not in section  # no score
+
+
+def test_energy_table_has_the_oracle_per_bin(out):
+    energy = pd.read_csv(out / "energy.csv")
+    a1 = energy[energy["version"] == "a1"]
+    assert (
+        a1["oracle_n"].sum()
+        == pd.read_csv(out / "summary.csv", index_col="version").loc["a1", "oracle_n"]
+    )
+    assert (a1["oracle_q68_deg"] < a1["q68_deg"]).all()

@@ -37,3 +37,60 @@ def test_energy_bins_follow_the_predecessor():
     rows = metrics.by_energy(np.array([5.0, 15.0, 25.0]), np.array([3.0, 3.5, 60.0]))
     assert rows[0]["n"] == 2 and rows[0]["median_deg"] == 10.0
     assert rows[-1]["n"] == 1 and rows[-1]["e_lo_mev"] == 50
+
+
+def test_flips_are_reversed_directions_with_the_axis_right():
+    # folded: 10, 10, 80, 20, 25, 35 → flips: 170° and 155° (axis within 30°, sense reversed)
+    summary = metrics.summarize(np.array([10.0, 170.0, 100.0, 20.0, 155.0, 145.0]))
+    assert metrics.FLIP_FOLDED_MAX_DEG == 30.0
+    assert summary["flip_frac"] == 2 / 6
+    assert summary["frac_over_90"] == 4 / 6
+
+
+def test_fractions_of_undefined_errors_are_undefined():
+    summary = metrics.summarize(np.array([170.0, np.nan]))
+    assert np.isnan(summary["flip_frac"]) and np.isnan(summary["frac_over_90"])
+
+
+def test_sign_agreement_counts_only_clear_true_components():
+    true = np.array([[1.0, 0, 0], [-0.8, 0.6, 0], [0.6, -0.8, 0], [0, 0.3, -1.0]])
+    pred = np.array([[2.0, 0, 1], [0.8, 0.6, 0], [0.6, 0.8, 0], [0, 0, -1.0]])
+    # x counts rows 0-2 (|x| > 0.5): row 1 disagrees; y counts rows 1-2: row 2 disagrees;
+    # z counts row 3 only (normalized: |z| ≈ 0.96), which agrees
+    agree = metrics.sign_agreement(pred, true)
+    assert agree == {"sign_agree_x": 2 / 3, "sign_agree_y": 1 / 2, "sign_agree_z": 1.0}
+
+
+def test_sign_agreement_is_undefined_without_counted_samples_or_predictions():
+    true = np.array([[0.0, 0, 1], [0.0, 0, -1]])
+    agree = metrics.sign_agreement(np.array([[0.1, 0, 1], [0.0, 0, 1]]), true)
+    assert np.isnan(agree["sign_agree_x"]) and agree["sign_agree_z"] == 0.5
+    undefined = metrics.sign_agreement(np.array([[np.nan, 0, 1], [0.0, 0, 1]]), true)
+    assert np.isnan(undefined["sign_agree_z"])
+
+
+def test_oracle_comparison_uses_only_samples_with_an_oracle():
+    true = np.tile([0.0, 0, 1], (4, 1))
+    pred = np.array([[0, 1.0, 1], [0, 0, 1.0], [0, 0, -1.0], [1.0, 0, 0]])  # 45°, 0°, 180°, 90°
+    tilt = np.radians(10.0)
+    oracle = np.array([[0, np.sin(tilt), np.cos(tilt)], [np.nan] * 3, [0, 0, 1.0], [np.nan] * 3])
+    energy = np.array([3.0, 3.0, 15.0, 15.0])
+    block = metrics.oracle_comparison(pred, true, oracle, energy)
+    assert block["n"] == 2 and block["fraction"] == 0.5
+    np.testing.assert_allclose(block["oracle"]["mean_deg"], 5.0)
+    assert block["oracle"]["sign_agree_z"] == 1.0 and np.isnan(block["oracle"]["sign_agree_x"])
+    np.testing.assert_allclose(block["version"]["mean_deg"], (45.0 + 180.0) / 2)
+    assert block["version"]["flip_frac"] == 0.5 and block["version"]["sign_agree_z"] == 0.5
+    np.testing.assert_allclose(
+        block["q68_ratio"], block["version"]["q68_deg"] / block["oracle"]["q68_deg"]
+    )
+    bins = {row["e_lo_mev"]: row for row in block["by_energy"]}
+    assert bins[2.0]["n"] == 1 and np.isclose(bins[2.0]["q68_deg"], 10.0)
+    assert bins[14.0]["n"] == 1 and bins[14.0]["q68_deg"] == 0.0
+
+
+def test_oracle_comparison_without_oracle_samples_gives_counts_only():
+    block = metrics.oracle_comparison(
+        np.ones((2, 3)), np.ones((2, 3)), np.full((2, 3), np.nan), [5, 6]
+    )
+    assert block == {"n": 0, "fraction": 0.0}

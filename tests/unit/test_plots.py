@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.image import imread
@@ -49,3 +50,19 @@ def test_energy_plot_ends_at_the_last_bin_drawn():
     report = SimpleNamespace(runs=[SimpleNamespace(name="v1")])
     fig = error_vs_energy(report, energy)  # type: ignore[arg-type]
     assert fig.axes[0].get_xlim() == (0.0, 8.0)
+
+
+def test_the_oracle_is_drawn_once_for_versions_sharing_its_samples():
+    bins = {"e_lo_mev": [2.0, 4.0], "e_hi_mev": [4.0, 6.0], "n": [20, 30]}
+    bins |= {"median_deg": [40.0, 35.0], "q68_deg": [70.0, 60.0]}
+    oracle = {"oracle_n": [15, 25], "oracle_median_deg": [5.0, 4.0], "oracle_q68_deg": [8.0, 7.0]}
+    energy = pd.concat(
+        [pd.DataFrame(bins | oracle).assign(version=v) for v in ("v1", "v2")], ignore_index=True
+    )
+    report = SimpleNamespace(runs=[SimpleNamespace(name="v1"), SimpleNamespace(name="v2")])
+    fig = error_vs_energy(report, energy)  # type: ignore[arg-type]
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert labels.count("oracle 68 %") == 1 and "v2 68 %" in labels
+    other = energy.assign(oracle_q68_deg=np.where(energy["version"] == "v2", 9.0, 8.0))
+    labels = error_vs_energy(report, other).axes[0].get_legend_handles_labels()[1]  # type: ignore[arg-type]
+    assert "oracle (v1's samples) 68 %" in labels and "oracle (v2's samples) 68 %" in labels

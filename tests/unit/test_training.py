@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from tiny_dataset import make_dataset, tiny_config
 
-from edtrain import device, training
+from edtrain import device, evaluation, training
 from edtrain.dataset.reader import Images
 from edtrain.device import gpu_names
 from edtrain.pipeline import ImageBatches
@@ -198,3 +198,24 @@ def test_device_names_the_mig_slice_the_job_was_given(monkeypatch) -> None:
     assert device.describe_device() == "NVIDIA H100 80GB HBM3 (MIG 2g.24gb)"
     monkeypatch.setattr(device, "gpu_names", list)
     assert device.describe_device() == "CPU"
+
+
+@pytest.mark.parametrize("frame", ["detector", "face"])
+def test_the_face_frame_learns_the_y_sign_mirrored_faces_hide(tmp_path, frame) -> None:
+    """On images that show y times the drift side (as induction planes do), the face frame
+    learns the sign of y and the detector frame cannot; predictions come back in the detector
+    frame, so both are scored against the same labels."""
+    data = make_dataset(tmp_path / "ds", n=400, mirrored_faces=True)
+    config = tiny_config(max_epochs=8, input={**tiny_config()["input"], "frame": frame})
+    training.train(data, config, tmp_path / "out", tmp_path / "state")
+    predicted = evaluation.predict_test_set(
+        data, config["samples"], config["val_fraction"], tmp_path / "out" / "model.keras", frame
+    )
+    pred, true = predicted["test_predictions"], predicted["test_true"]
+    clear = np.abs(true[:, 1]) > 0.5
+
+    agreement = (np.sign(pred[clear, 1]) == np.sign(true[clear, 1])).mean()
+    if frame == "face":
+        assert agreement > 0.8
+    else:
+        assert agreement < 0.75

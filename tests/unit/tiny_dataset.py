@@ -34,7 +34,7 @@ def tiny_config(**overrides) -> dict:
             "dense_units": 16,
             "dropout": 0.2,
         },
-        "input": {"normalization": "scale", "scale": 100.0},
+        "input": {"normalization": "scale", "scale": 100.0, "frame": "detector"},
         "loss": "angular",
         "optimizer": {"type": "adam", "learning_rate": 3e-3, "clipnorm": 1.0, "weight_decay": 0.0},
         "callbacks": {
@@ -50,8 +50,12 @@ def tiny_config(**overrides) -> dict:
     return config
 
 
-def make_dataset(path: Path, n: int = 240, seed: int = 0) -> Path:
-    """Write two image parts, samples.parquet and manifest.json for n samples under path."""
+def make_dataset(path: Path, n: int = 240, seed: int = 0, mirrored_faces: bool = False) -> Path:
+    """Write two image parts, samples.parquet and manifest.json for n samples under path.
+
+    With ``mirrored_faces`` the V patch shows the label's y-component times the drift side,
+    as real induction planes do (edtrain.frame): only the face frame can learn its sign.
+    """
     rng = np.random.default_rng(seed)
     path.mkdir(parents=True, exist_ok=True)
     basename = np.array([f"file{i % 3}" for i in range(n)])
@@ -63,8 +67,13 @@ def make_dataset(path: Path, n: int = 240, seed: int = 0) -> Path:
 
     direction = rng.normal(size=(n, 3))
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    # drawn from its own stream, so the other columns do not depend on it
+    drift_side = np.random.default_rng([seed, 1]).choice(np.array([-1, 1], dtype=np.int8), n)
+    shown = direction.copy()
+    if mirrored_faces:
+        shown[:, 1] *= drift_side
     images = rng.uniform(0, 5, size=(n, 3, 128, 32))
-    images[:, :, 56:72, 12:20] += 100.0 * (1.5 + direction)[:, :, None, None]
+    images[:, :, 56:72, 12:20] += 100.0 * (1.5 + shown)[:, :, None, None]
     (path / "images").mkdir(exist_ok=True)
     parts = [{"file": "images/part-00000.npy", "samples": n // 2}]
     parts.append({"file": "images/part-00001.npy", "samples": n - n // 2})
@@ -91,6 +100,7 @@ def make_dataset(path: Path, n: int = 240, seed: int = 0) -> Path:
             "nu_dir_y": nu[:, 1],
             "nu_dir_z": nu[:, 2],
             "is_es": np.ones(n, dtype=bool),
+            "drift_side": drift_side,
             "source": [f"/data/{b}_X.npz" for b in basename],
         }
     ).to_parquet(path / "samples.parquet")

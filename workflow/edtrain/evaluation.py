@@ -2,29 +2,40 @@
 
 Every version is scored on the same test samples (``select_version(...).test``); the
 predictions are saved so any later statistic (68 % containment, per-energy bins, flips) can be
-recomputed without rerunning the network.
+recomputed without rerunning the network. For a synthetic production (``--truth``) each
+sample also gets the oracle direction of its event, so the oracle is scored on the same samples.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
+import pandas as pd
 
 # Importing these registers the custom layers, losses and metrics a model.keras names.
 import edtrain.angular_metrics
 import edtrain.model  # noqa: F401
 from edtrain import metrics
+from edtrain.frame import reflect
 from edtrain.pipeline import ImageBatches, open_dataset
 from edtrain.splits import select_version
 
+log = logging.getLogger(__name__)
+
 PREDICTION_BATCH = 256
 NU_DIR_COLUMNS = ["nu_dir_x", "nu_dir_y", "nu_dir_z"]
+ORACLE_COLUMNS = ["oracle_dir_x", "oracle_dir_y", "oracle_dir_z"]
+TRUTH_COLUMNS = ["basename", "event", "main_match_id", *ORACLE_COLUMNS]
+# A sample's basename is its plane files' prefix, `<file>_bg_matched`; the truth parquet of the
+# synthetic production (edtrain.simulation.production) is named and keyed by `<file>`.
+MATCHED_SUFFIX = "_bg_matched"
 TABLE_COLUMNS = [
     "key_hash",
     "rank",
@@ -36,6 +47,7 @@ TABLE_COLUMNS = [
     "label_z",
     "energy_mev",
     "nu_energy_mev",
+    "drift_side",
     *NU_DIR_COLUMNS,
 ]
 
@@ -49,6 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out-predictions", required=True, type=Path, help="predictions.npz")
     parser.add_argument("--out-metrics", required=True, type=Path, help="metrics.json")
+    parser.add_argument(
+        "--truth",
+        type=Path,
+        help="truth folder of a synthetic production: also save and score the oracle",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -59,8 +76,13 @@ def main(args: argparse.Namespace) -> int:
         config["samples"],
         config["val_fraction"],
         args.model,
+        frame=config["input"]["frame"],
         trained=record["status"] != "failed",
     )
+    if args.truth:
+        predictions["oracle_dir"] = oracle_directions(
+            args.truth, predictions["basename"], predictions["event"], predictions["match_id"]
+        )
     args.out_predictions.parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out_predictions, **predictions)
     manifest = json.loads((args.dataset / "manifest.json").read_text())
@@ -72,10 +94,17 @@ def main(args: argparse.Namespace) -> int:
 
 
 def predict_test_set(
-    dataset_dir: Path, samples: int, val_fraction: float, model_path: Path, trained: bool = True
+    dataset_dir: Path,
+    samples: int,
+    val_fraction: float,
+    model_path: Path,
+    frame: str = "detector",
+    trained: bool = True,
 ) -> dict[str, np.ndarray]:
     """The predictions.npz arrays: predictions, truth and sample keys of the common test set.
 
+    The network answers in its label ``frame`` (``edtrain.frame``); predictions are mapped
+    back to the detector frame, so versions trained in different frames compare directly.
     A version whose training failed (``trained`` False: no finite model) is not run; its
     predictions are NaN, so every statistic of it is undefined rather than made up.
     """
@@ -94,8 +123,9 @@ def predict_test_set(
     else:
         predicted = np.zeros((0, 3))
     test = table.iloc[rows]
+    drift_side = test["drift_side"].to_numpy(np.int8)
     return {
-        "test_predictions": np.asarray(predicted, dtype=np.float32),
+        "test_predictions": reflect(predicted, drift_side, frame),
         "test_true": data.labels[rows],
         "key_hash": test["key_hash"].to_numpy(np.uint64),
         "event": test["event"].to_numpy(np.int64),
@@ -104,21 +134,60 @@ def predict_test_set(
         "energy_mev": test["energy_mev"].to_numpy(np.float32),
         "nu_energy_mev": test["nu_energy_mev"].to_numpy(np.float32),
         "nu_dir": test[NU_DIR_COLUMNS].to_numpy(np.float32),
+        "drift_side": drift_side,
     }
 
 
-def score(predictions: dict[str, np.ndarray], version: str, test_set_hash: str) -> dict[str, Any]:
-    """metrics.json: the summary and per-energy statistics of the test-set angular errors.
+def oracle_directions(
+    truth_dir: Path, basename: np.ndarray, event: np.ndarray, match_id: np.ndarray
+) -> np.ndarray:
+    """(N, 3) float32 oracle direction per sample: its event's, if it is the event's main
+    electron (match_id == main_match_id); NaN otherwise, or if its file or event has no truth.
 
-    Empty energy bins have no statistics; they are written as null (JSON has no NaN).
+    Only the truth files of the samples' basenames are read, only the needed columns.
     """
-    errors = metrics.angular_error_deg(predictions["test_predictions"], predictions["test_true"])
+    samples = pd.DataFrame(
+        {
+            "basename": pd.Series(basename, dtype=object).str.removesuffix(MATCHED_SUFFIX),
+            "event": np.asarray(event, dtype=np.int64),
+            "main_match_id": np.asarray(match_id, dtype=np.int64),
+        }
+    )
+    files = [truth_dir / f"{name}_truth.parquet" for name in samples["basename"].unique()]
+    present = [path for path in files if path.is_file()]
+    if len(present) < len(files):
+        log.warning(
+            "%d of %d truth files missing in %s", len(files) - len(present), len(files), truth_dir
+        )
+    if not present:
+        return np.full((len(samples), 3), np.nan, dtype=np.float32)
+    truth = pd.concat([pd.read_parquet(path, columns=TRUTH_COLUMNS) for path in present])
+    truth = truth.astype({"basename": object, "event": np.int64, "main_match_id": np.int64})
+    keys = ["basename", "event", "main_match_id"]
+    joined = samples.merge(truth, on=keys, how="left", validate="many_to_one")
+    return joined[ORACLE_COLUMNS].to_numpy(np.float32)
+
+
+def score(predictions: dict[str, np.ndarray], version: str, test_set_hash: str) -> dict[str, Any]:
+    """metrics.json: the summary, sign agreement and per-energy statistics of the test-set
+    angular errors, and with ``oracle_dir`` the oracle on the same samples.
+
+    Undefined statistics (empty energy bins, a failed version) are written as null (JSON has
+    no NaN).
+    """
+    pred, true = predictions["test_predictions"], predictions["test_true"]
+    errors = metrics.angular_error_deg(pred, true)
     result = {
         "version": version,
         "test_set_hash": test_set_hash,
         **metrics.summarize(errors),
+        **metrics.sign_agreement(pred, true),
         "by_energy": metrics.by_energy(errors, predictions["energy_mev"]),
     }
+    if "oracle_dir" in predictions:
+        result["oracle"] = metrics.oracle_comparison(
+            pred, true, predictions["oracle_dir"], predictions["energy_mev"]
+        )
     return _finite_or_null(result)
 
 

@@ -259,34 +259,50 @@ def cosine(report: Report) -> Figure:
     return fig
 
 
+def oracle_curves(energy: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(version, its rows) once per distinct oracle binning: one curve when the versions share
+    a test set, as they normally do."""
+    if "oracle_q68_deg" not in energy:
+        return []
+    curves: dict[bytes, tuple[str, pd.DataFrame]] = {}
+    for name, rows in energy.groupby("version", sort=False):
+        values = rows[["oracle_n", "oracle_q68_deg"]].to_numpy(dtype=float)
+        if (values[:, 0] > 0).any():
+            curves.setdefault(np.nan_to_num(values, nan=-1.0).tobytes(), (str(name), rows))
+    return list(curves.values())
+
+
+def _stairs(ax: Axes, rows: pd.DataFrame, prefix: str, label: str, **style: object) -> None:
+    """Median (solid) and 68 % (dashed) of one curve over the bins; sparse bins left out."""
+    edges = np.append(rows["e_lo_mev"].to_numpy(), rows["e_hi_mev"].iloc[-1])
+    sparse = rows[f"{prefix}n"].to_numpy(dtype=float) < MIN_BIN_COUNT
+    for stat, ls, stat_label in (("median_deg", "-", "median"), ("q68_deg", "--", "68 %")):
+        values = np.where(sparse, np.nan, rows[f"{prefix}{stat}"].to_numpy(dtype=float))
+        ax.stairs(values, edges, baseline=None, ls=ls, label=f"{label} {stat_label}", **style)
+
+
 def error_vs_energy(report: Report, energy: pd.DataFrame) -> Figure:
-    """Median and 68 % per energy bin, drawn over each bin's width; sparse bins left out."""
+    """Median and 68 % per energy bin, drawn over each bin's width, with the oracle's on its
+    samples where the predictions carry one; sparse bins left out."""
     if energy.empty or not (energy["n"] >= MIN_BIN_COUNT).any():
         return placeholder(f"no energy bin with ≥ {MIN_BIN_COUNT} scored samples")
     fig, ax = subplots(figsize=(8, 4.5))
     color = colors([r.name for r in report.runs])
     for name, rows in energy.groupby("version", sort=False):
-        edges = np.append(rows["e_lo_mev"].to_numpy(), rows["e_hi_mev"].iloc[-1])
-        sparse = rows["n"].to_numpy() < MIN_BIN_COUNT
-        for stat, style, label in (("median_deg", "-", "median"), ("q68_deg", "--", "68 %")):
-            values = np.where(sparse, np.nan, rows[stat].to_numpy(dtype=float))
-            ax.stairs(
-                values,
-                edges,
-                baseline=None,
-                color=color[name],
-                ls=style,
-                lw=1.5,
-                label=f"{name} {label}",
-            )
+        _stairs(ax, rows, "", str(name), color=color[name], lw=1.5)
+    oracles = oracle_curves(energy)
+    for i, (name, rows) in enumerate(oracles):  # black, then greys
+        label = "oracle" if len(oracles) == 1 else f"oracle ({name}'s samples)"
+        _stairs(ax, rows, "oracle_", label, color=f"{0.6 * i / len(oracles):.2f}", lw=2.2)
     ax.set_xlabel("electron energy [MeV]")
     ax.set_ylabel("angular error [deg]")
     drawn = energy.loc[energy["n"] >= MIN_BIN_COUNT, "e_hi_mev"]
     ax.set_xlim(0, float(drawn.max()))  # up to the last bin with data, not the last bin
     ax.set_ylim(bottom=0)
+    oracle_note = "; black: oracle, on the samples that have one" if oracles else ""
     ax.set_title(
         "Angular error vs energy (solid: median, dashed: 68 % containment)\n"
-        f"bins with < {MIN_BIN_COUNT} samples not drawn",
+        f"bins with < {MIN_BIN_COUNT} samples not drawn{oracle_note}",
         fontsize=10,
     )
     ax.grid(alpha=0.3)

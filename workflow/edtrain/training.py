@@ -36,6 +36,7 @@ from edtrain.device import (
     describe_device,
     require_gpu,
 )
+from edtrain.frame import reflect
 from edtrain.losses import get_loss
 from edtrain.model import build_model
 from edtrain.pipeline import ImageBatches, open_dataset
@@ -44,7 +45,7 @@ from edtrain.splits import select_version
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SPLIT_COLUMNS = ["key_hash", "rank", "label_x", "label_y", "label_z"]
+SPLIT_COLUMNS = ["key_hash", "rank", "label_x", "label_y", "label_z", "drift_side"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -157,7 +158,8 @@ def train(
         config["samples"],
         config["val_fraction"],
     )
-    labels, batch_size, workers = data.labels, config["batch_size"], perf.get("workers", 2)
+    labels = reflect(data.labels, data.samples["drift_side"].to_numpy(), config["input"]["frame"])
+    batch_size, workers = config["batch_size"], perf.get("workers", 2)
     if replicas > 1 and keras.backend.backend() == "tensorflow":
         # Under a strategy, fit and evaluate first draw a batch to build the model. Drawn
         # from Keras' thread enqueuer it rotates that epoch's batches (a resumed run would

@@ -1,4 +1,10 @@
-# Per version: predictions on the common test set and their angular-error metrics.
+# Per version: predictions on the common test set and their angular-error metrics; for a
+# synthetic production also the oracle of each sample, read from the production's truth files.
+
+from edtrain.config import SYNTHETIC_PREFIX
+
+# edtrain.simulation.production.TRUTH_DIR under the synthetic tree
+TRUTH = f"{SYNTHETIC_PREFIX}/truth"
 
 
 rule predict:
@@ -9,6 +15,8 @@ rule predict:
         config=f"{RESULTS}/{{version}}/config.json",
         model=f"{RESULTS}/{{version}}/model.keras",
         record=f"{RESULTS}/{{version}}/training.json",
+        # the truth files are complete once production.json exists
+        production=[PRODUCTION] if SYNTHETIC else [],
     output:
         predictions=f"{RESULTS}/{{version}}/predictions.npz",
         metrics=f"{RESULTS}/{{version}}/metrics.json",
@@ -16,10 +24,11 @@ rule predict:
         "logs/evaluate/{version}.log",
     params:
         dataset=subpath(input.manifest, parent=True),
+        truth=f"--truth {TRUTH}" if SYNTHETIC else "",
     conda:
         "../../envs/cpu.yaml"
     shell:
         "edtrain predict --dataset {params.dataset} --config {input.config}"
-        " --model {input.model} --training {input.record}"
+        " --model {input.model} --training {input.record} {params.truth}"
         " --out-predictions {output.predictions}"
         " --out-metrics {output.metrics} > {log} 2>&1"

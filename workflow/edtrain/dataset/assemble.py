@@ -42,7 +42,7 @@ from edtrain.splits import pool_rank, test_mask
 
 SAMPLES = "samples.parquet"
 IMAGES_DIR = "images"  # part-00000.npy, ...: chunk I's images as part I
-FORMAT = "edtrain-dataset-3"
+FORMAT = "edtrain-dataset-4"
 
 
 class ChunkError(ValueError):
@@ -193,6 +193,8 @@ def assemble(manifests: list[dict[str, Any]], out: str, test_fraction: float) ->
         "edtrain_version": __version__,
         "cuts": manifests[0]["cuts"],
         "flip_convention": manifests[0]["flip_convention"],
+        # how each sample's drift side (the `face` label frame, edtrain.frame) was found
+        "drift_side_from": sorted({s for m in manifests for s in m["drift_side_from"]}),
         "test_fraction": test_fraction,
         "images": {
             "dtype": IMAGE_DTYPE.name,

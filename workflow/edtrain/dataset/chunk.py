@@ -102,7 +102,8 @@ def build_chunk(
     records = [_file_record(s.path) for s in file_skips if storage_for(s.path).isfile(s.path)]
     skipped_rows: list[SkipRow] = []
     counts: list[dict[str, int]] = []
-    table: list[tuple[str, str, int, np.ndarray]] = []  # per basename, for write_chunk_table
+    table: list[tuple[str, str, int, np.ndarray, np.ndarray]] = []  # for write_chunk_table
+    drift_side_from: set[str] = set()
     os.makedirs(out, exist_ok=True)
     with ImageWriter(os.path.join(out, CHUNK_IMAGES)) as writer:
         for source in progress(sources, f"chunk {chunk}/{chunks}"):
@@ -113,7 +114,10 @@ def build_chunk(
                 records += [_file_record(path) for path in source.paths]
                 continue
             writer.commit(len(found.images))
-            table.append((source.basename, found.source, len(found.images), found.metadata))
+            table.append(
+                (source.basename, found.source, len(found.images), found.metadata, found.drift_side)
+            )
+            drift_side_from.add(found.drift_side_from)
             records += found.inputs
             skipped_rows += found.skipped_rows
             counts.append(found.counts)
@@ -124,6 +128,7 @@ def build_chunk(
         "chunks": chunks,
         "cuts": asdict(cuts),
         "flip_convention": convention,
+        "drift_side_from": sorted(drift_side_from),
         "inputs": sorted(records, key=lambda r: r["path"]),
         "skipped_files": skip_records(file_skips),
         "skipped_rows": row_records(skipped_rows),

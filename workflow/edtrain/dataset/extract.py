@@ -31,6 +31,8 @@ from edtrain.formats.npz import (
     read_metadata,
 )
 
+DRIFT_SIDE_FROM_CHANNEL = "x_plane_channel"
+DRIFT_SIDE_FROM_POSITION = "true_position_x"
 # (rows, out) → a code per row: reads a plane's images at ``rows`` into ``out`` (float16)
 Reader = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -50,11 +52,13 @@ class Extracted:
 
     source: str  # the file named as the samples' source: the X npz or the cluster file
     metadata: np.ndarray  # the samples' X metadata rows, ``table.padded`` to 18 columns
+    drift_side: np.ndarray  # int8 per sample: −1 (x < 0) or +1 (x > 0), see ``_Planes``
     images: np.ndarray  # float16 (n, 3, 128, 32), planes U, V, X
     inputs: list[dict]  # per plane file: path, size, rows, width, metadata_sha256, bytes_read;
     # the X file's record also holds images_xxh3 (XXH3-128 of ``images``): their content identity
     skipped_rows: list[SkipRow]
     counts: dict[str, int]
+    drift_side_from: str
 
 
 def _open(path: str, plane: str) -> tuple[PlaneFile, np.ndarray]:
@@ -94,6 +98,11 @@ class _Planes:
     meta: list[np.ndarray]
     readers: list[Reader]
     records: Callable[[], list[dict]]  # input records, once the images are read
+    # per X row: −1 (x < 0) or +1 (x > 0). Cluster files give it by the X plane's channel
+    # numbers, which real data has too; rendered npz files keep no channels, so there it is the
+    # sign of the true position (MC only).
+    drift_side: np.ndarray
+    drift_side_from: str  # DRIFT_SIDE_FROM_CHANNEL or DRIFT_SIDE_FROM_POSITION
     files: list[RangeFile] = field(default_factory=list)  # open until ``close()``
 
     def close(self) -> None:
@@ -117,11 +126,14 @@ def _npz_planes(source: Source) -> _Planes:
             for plane, meta in opened
         ]
 
+    x_meta = opened[-1][1]
     return _Planes(
         path_x=source.planes["X"],
         meta=[meta for _, meta in opened],
         readers=[partial(read_plane_rows, plane) for plane, _ in opened],
         records=records,
+        drift_side=np.where(x_meta[:, col.POS.start] < 0, -1, 1).astype(np.int8),
+        drift_side_from=DRIFT_SIDE_FROM_POSITION,
         files=[plane.file for plane, _ in opened],
     )
 
@@ -134,7 +146,7 @@ def _cluster_planes(path: str, convention: str) -> _Planes:
     """Planes of a cluster ROOT file, rendered as upstream renders them (DATA_FORMAT §4–5)."""
     # imported here: uproot, awkward and the renderer cost ~0.4 s, and npz inputs need none
     from edtrain.formats.root import read_planes
-    from edtrain.imaging import render_planes
+    from edtrain.imaging import drift_sides, render_planes
 
     size = storage_for(path).size(path)
     if size == 0:
@@ -156,6 +168,8 @@ def _cluster_planes(path: str, convention: str) -> _Planes:
         meta=meta,
         readers=[partial(_take, images) for images, _ in rendered],
         records=records,
+        drift_side=drift_sides(trees)["X"].astype(np.int8),  # the physical rule, any convention
+        drift_side_from=DRIFT_SIDE_FROM_CHANNEL,
     )
 
 
@@ -208,6 +222,8 @@ def extract(
     return Extracted(
         source=planes.path_x,
         metadata=padded(x[match.x[good]]),
+        drift_side=planes.drift_side[match.x[good]],
+        drift_side_from=planes.drift_side_from,
         images=images,
         inputs=inputs,
         skipped_rows=skipped,

@@ -16,7 +16,7 @@ from typing import Any
 
 # a chunk directory (edtrain.dataset.chunk): named here so that ``assemble`` need not import
 # the chunk job's readers
-CHUNK_FORMAT = "edtrain-chunk-3"
+CHUNK_FORMAT = "edtrain-chunk-4"
 CHUNK_IMAGES = "images.npy"
 CHUNK_TABLE = "samples.npz"
 CHUNK_MANIFEST = "chunk.json"  # written last: the chunk is complete

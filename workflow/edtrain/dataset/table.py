@@ -31,6 +31,7 @@ NUMERIC: tuple[str, ...] = (
     "nu_dir_y",
     "nu_dir_z",
     "is_es",
+    "drift_side",
 )
 COLUMNS: tuple[str, ...] = (  # the dataset's samples.parquet
     "basename",
@@ -62,10 +63,11 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 
 def sample_columns(
-    basenames: Sequence[str], counts: np.ndarray, metadata: np.ndarray
+    basenames: Sequence[str], counts: np.ndarray, metadata: np.ndarray, drift_side: np.ndarray
 ) -> dict[str, np.ndarray]:
-    """The numeric columns of samples whose X metadata rows (``padded``) are ``metadata``:
-    ``counts[i]`` rows of basename ``basenames[i]``, one after another.
+    """The numeric columns of samples whose X metadata rows (``padded``) are ``metadata`` and
+    whose clusters drifted to ``drift_side`` (±1): ``counts[i]`` rows of basename
+    ``basenames[i]``, one after another.
 
     Split and rank are added at assembly, when the whole pool is known.
     """
@@ -88,22 +90,27 @@ def sample_columns(
         "nu_dir_y": nu_dir[:, 1],
         "nu_dir_z": nu_dir[:, 2],
         "is_es": x[:, col.IS_ES] == 1,
+        "drift_side": np.asarray(drift_side, dtype=np.int8),
     }
 
 
-def write_chunk_table(path: str, basenames: list[tuple[str, str, int, np.ndarray]]) -> int:
+def write_chunk_table(
+    path: str, basenames: list[tuple[str, str, int, np.ndarray, np.ndarray]]
+) -> int:
     """Write a chunk's table from its basenames in dataset order, each as (name, source
-    file, number of samples, their ``padded`` X metadata). Returns the number of rows."""
+    file, number of samples, their ``padded`` X metadata, their drift sides). Returns the
+    number of rows."""
     names = [b[0] for b in basenames]
     counts = np.array([b[2] for b in basenames], dtype=np.int64)
     metadata = np.concatenate([np.empty((0, WIDTH), np.float32), *(b[3] for b in basenames)])
+    sides = np.concatenate([np.empty(0, np.int8), *(b[4] for b in basenames)])
     with open(path, "wb") as f:  # a file object: np.savez would append .npz to the name
         np.savez(
             f,
             basenames=np.array(names, dtype=str),
             sources=np.array([b[1] for b in basenames], dtype=str),
             counts=counts,
-            **sample_columns(names, counts, metadata),
+            **sample_columns(names, counts, metadata, sides),
         )
     return len(metadata)
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from edtrain.metrics import angular_error_deg
+from edtrain.metrics import angular_error_deg, oracle_comparison
 
 LOSS_COLUMNS = ("loss", "val_loss")
 
@@ -58,6 +58,22 @@ class Run:
         return angular_error_deg(
             self.predictions["test_predictions"], self.predictions["test_true"]
         )
+
+    @cached_property
+    def oracle(self) -> dict[str, Any] | None:
+        """The oracle block of metrics.json (``metrics.oracle_comparison``), recomputed from the
+        predictions where they carry oracle directions; None without an oracle."""
+        p = self.predictions
+        if p is None or "oracle_dir" not in p:
+            return self.metrics.get("oracle")
+        return oracle_comparison(
+            p["test_predictions"], p["test_true"], p["oracle_dir"], p["energy_mev"]
+        )
+
+    @property
+    def frame(self) -> str | None:
+        """The label frame the version was trained in (config ``input.frame``), if recorded."""
+        return (self.config.get("input") or {}).get("frame")
 
     @property
     def samples(self) -> int | None:

@@ -17,10 +17,17 @@ import pandas as pd
 
 from edtrain.insights.compare import mean_difference
 from edtrain.insights.runs import Run
-from edtrain.metrics import by_energy, summarize
+from edtrain.metrics import by_energy, sign_agreement, summarize
 from edtrain.stats import STATISTICS, bootstrap
 
 STAT_KEYS = {"mean": "mean_deg", "median": "median_deg", "q68": "q68_deg"}
+# summary column ← path in the oracle block of metrics.json (metrics.oracle_comparison)
+ORACLE_KEYS = {
+    "oracle_n": ("n",),
+    "oracle_q68_deg": ("oracle", "q68_deg"),
+    "oracle_version_q68_deg": ("version", "q68_deg"),
+    "oracle_q68_ratio": ("q68_ratio",),
+}
 
 
 @dataclass(frozen=True)
@@ -37,16 +44,33 @@ class Bootstrap:
     seed: int = 0
 
 
+def oracle_columns(run: Run) -> dict[str, float]:
+    """The oracle comparison's headline numbers as flat columns; NaN where there is none."""
+    out = {}
+    for column, path in ORACLE_KEYS.items():
+        value = run.oracle or {}
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        out[column] = np.nan if value is None else float(value)
+    return out
+
+
 def version_metrics(run: Run, boot: Bootstrap) -> dict[str, float]:
-    """summarize() of the test errors plus 95 % intervals; metrics.json values without them."""
+    """summarize() and sign agreement of the test errors plus 95 % intervals, and the oracle
+    comparison; metrics.json values without predictions."""
     errors = run.errors
     if errors is None or errors.size == 0:
         known = {k: float(v) for k, v in run.metrics.items() if isinstance(v, int | float)}
         out = {key: known.get(key, np.nan) for key in STAT_KEYS.values()} | known
         for stat in STAT_KEYS:
             out[f"{stat}_lo"] = out[f"{stat}_hi"] = np.nan
-        return out
-    out = dict(summarize(errors))
+        return out | oracle_columns(run)
+    predictions = run.predictions
+    out = (
+        summarize(errors)
+        | sign_agreement(predictions["test_predictions"], predictions["test_true"])
+        | oracle_columns(run)
+    )
     for stat in STAT_KEYS:
         interval = bootstrap(errors, statistic=STATISTICS[stat], n_boot=boot.n_boot, seed=boot.seed)
         out[f"{stat}_lo"], out[f"{stat}_hi"] = interval.lo, interval.hi
@@ -91,6 +115,7 @@ def summary_table(runs: list[Run], rules: StatusRules, boot: Bootstrap) -> pd.Da
             ),
             "architecture": run.architecture,
             "loss": run.loss,
+            "frame": run.frame,
             "test_set": run.test_set,
             "has_predictions": run.predictions is not None,
             "epochs_run": run.training.get("epochs_run"),
@@ -115,7 +140,8 @@ def summary_table(runs: list[Run], rules: StatusRules, boot: Bootstrap) -> pd.Da
 
 
 def energy_table(runs: list[Run]) -> pd.DataFrame:
-    """Error per energy bin and version: from predictions, else from metrics.json by_energy."""
+    """Error per energy bin and version: from predictions, else from metrics.json by_energy;
+    with an oracle, its count, median and 68 % on the version's oracle samples per bin."""
     frames = []
     for run in runs:
         errors = run.errors
@@ -123,8 +149,14 @@ def energy_table(runs: list[Run]) -> pd.DataFrame:
             rows = by_energy(errors, run.predictions["energy_mev"])
         else:
             rows = run.metrics.get("by_energy") or []
-        if rows:
-            frames.append(pd.DataFrame(rows).assign(version=run.name))
+        if not rows:
+            continue
+        frame = pd.DataFrame(rows).assign(version=run.name)
+        oracle_bins = (run.oracle or {}).get("by_energy")
+        if oracle_bins:  # the same bins in the same order
+            oracle = pd.DataFrame(oracle_bins)[["n", "median_deg", "q68_deg"]]
+            frame = frame.join(oracle.add_prefix("oracle_"))
+        frames.append(frame)
     if not frames:
         return pd.DataFrame(
             columns=["version", "e_lo_mev", "e_hi_mev", "n", "mean_deg", "median_deg", "q68_deg"]

@@ -13,10 +13,12 @@ from edtrain.insights.findings import SizeGroup, improvement
 from edtrain.insights.pointing import Pointing
 from edtrain.insights.runs import Run, samples_label
 from edtrain.insights.tables import Bootstrap, StatusRules
+from edtrain.metrics import FLIP_FOLDED_MAX_DEG, SIGN_MIN_ABS
 from edtrain.stats import PowerLaw
 
 # Losses built on arccos of the cosine: the ones whose naive gradient diverges at |cos| = 1.
 ARCCOS_LOSSES = {"angular", "focal_angular", "hybrid"}
+ORACLE_HEADER = ["Oracle samples", "Oracle 68 %", "Version 68 % (same samples)", "Version / oracle"]
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,70 @@ def performance_summary(r: Report) -> list[str]:
             f"- ⚠️ **Not one test set**: these versions were scored on {len(test_sets)} different "
             "sample sets (see Technical Notes); their order is indicative, not a ranking."
         )
+    return lines
+
+
+def percent(value: float, decimals: int = 1) -> str:
+    return f"{100 * value:.{decimals}f} %" if np.isfinite(value) else "—"
+
+
+def diagnostics_section(r: Report) -> list[str]:
+    """68 %, folded 68 %, flips, sign agreement and the oracle on the same samples, per version.
+
+    Frame and oracle columns appear only where some version has them (real data has no oracle).
+    """
+    lines = [
+        "## Accuracy Diagnostics",
+        "",
+        "On each version's test samples: 68 % containment; sign-folded 68 % (error "
+        "min(θ, 180° − θ): the axis alone); head–tail flips = fraction with θ > 90° while the "
+        f"folded error is below {FLIP_FOLDED_MAX_DEG:g}° (θ > {180 - FLIP_FOLDED_MAX_DEG:g}°); "
+        "sign agreement = per detector axis, the fraction of samples with |true component| > "
+        f"{SIGN_MIN_ABS:g} whose predicted component has the same sign.",
+        "",
+    ]
+    rows = r.table[np.isfinite(r.table["q68_deg"].astype(float))]
+    if rows.empty:
+        return [*lines, "No version with a 68 % containment."]
+    frames = {run.name: run.frame for run in r.runs}
+    show_frame = any(frames.values())
+    show_oracle = bool((rows["oracle_n"].astype(float) > 0).any())
+    header = [
+        "Version",
+        *(["Frame"] if show_frame else []),
+        "68 %",
+        "Folded 68 %",
+        "Flips",
+        "Sign agreement x / y / z",
+        *(ORACLE_HEADER if show_oracle else []),
+    ]
+    lines += ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for name, row in rows.iterrows():
+        signs = [row.get(f"sign_agree_{axis}", np.nan) for axis in "xyz"]
+        cells = [
+            _version_cell(str(name), row),
+            *([frames.get(str(name)) or "—"] if show_frame else []),
+            deg(row["q68_deg"]),
+            deg(row["folded_q68_deg"]),
+            percent(row.get("flip_frac", np.nan)),
+            " / ".join(percent(s, 0) for s in signs),
+        ]
+        if show_oracle:
+            has = row["oracle_n"] > 0
+            cells += [
+                _number(row["oracle_n"]) if has else "—",
+                deg(row["oracle_q68_deg"]),
+                deg(row["oracle_version_q68_deg"]),
+                _number(row["oracle_q68_ratio"], "{:.2f}") if has else "—",
+            ]
+        lines.append("| " + " | ".join(cells) + " |")
+    if show_oracle:
+        lines += [
+            "",
+            "Oracle: the line fit on the electron's true path (synthetic production), for the test "
+            "samples that are their event's main electron; the version's 68 % is recomputed on "
+            "exactly those samples, and the ratio is version / oracle.",
+        ]
     return lines
 
 
@@ -508,6 +574,7 @@ def render(r: Report) -> str:
     ]
     sections = [
         performance_summary(r),
+        diagnostics_section(r),
         ["## Key Insights"],
         architecture_section(r),
         scaling_section(r),

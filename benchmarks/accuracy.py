@@ -1,0 +1,234 @@
+"""Accuracy benchmark: versions trained side by side on one production, against the oracle.
+
+One synthetic production (supernova spectrum, the 18-column per-plane layout), one dataset,
+and each version's recipe trained on the same training samples with the same epoch budget,
+then scored on the common test set beside the oracle's figures on exactly those test events
+(``edtrain.evaluation``). Everything the workflow's rules would run, run in-process:
+
+    python benchmarks/accuracy.py --size cpu --workdir /tmp/edacc      # ≤ 1 h on 2 cores
+    KERAS_BACKEND=jax python benchmarks/accuracy.py --size gpu --workdir /tmp/edacc  # one GPU
+
+Sizes (``SIZES``): ``cpu`` is 80 files × 500 events, the predecessor's widths × 0.25 (4L×16F,
+64 dense units), 15 epochs, v12, v14 and v15; ``gpu`` is 640 files × 500 events (320k events,
+simulated on every core), full widths, bfloat16 with 8 steps per call (speed switches only:
+docs/training.md), 12 epochs, v12 and v15 (``benchmarks/gpu/accuracy.sh`` runs it where only
+JAX is installed). Stages already done in ``--workdir`` (production, dataset, a version's
+training) are reused, so an interrupted run goes on where it stopped. Prints a Markdown table
+and writes it to ``WORKDIR/accuracy.md``; benchmarks/results/accuracy.md keeps the measured ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow"))
+
+from edtrain import cli, evaluation  # noqa: E402
+from edtrain.config import apply_scaling, resolve_version  # noqa: E402
+from edtrain.simulation import production  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Size:
+    files: int
+    events_per_file: int
+    width_factor: float
+    epochs: int
+    performance: dict[str, Any]
+    versions: tuple[str, ...]
+
+
+SIZES = {
+    # v14 beside v15: the same recipe in the two label frames; v12: the predecessor's recipe
+    "cpu": Size(80, 500, 0.25, 15, {}, ("v12", "v14", "v15")),
+    "gpu": Size(
+        640,
+        500,
+        1.0,
+        12,
+        {"precision": "mixed_bfloat16", "steps_per_execution": 8, "workers": 4},
+        ("v12", "v15"),
+    ),
+    "smoke": Size(4, 100, 0.125, 1, {}, ("v12", "v15")),  # checks the script in a minute
+}
+SEED = 20261204
+TEST_FRACTION = 0.15
+
+
+def make_production(workdir: Path, size: Size, jobs: int) -> Path:
+    """The production (simulated once: production.json marks it complete)."""
+    out = workdir / "production"
+    if not (out / production.SUMMARY).exists():
+        args = ["simulate", "--out", str(out), "--files", str(size.files)]
+        args += ["--events-per-file", str(size.events_per_file), "--seed", str(SEED)]
+        if cli.main([*args, "--spectrum", "supernova", "--jobs", str(jobs)]) != 0:
+            raise SystemExit("simulation failed")
+    return out
+
+
+def make_dataset(workdir: Path, prod: Path, jobs: int) -> Path:
+    """The dataset of the per-plane (18-column) folders, in ``jobs`` chunks."""
+    out = workdir / "dataset"
+    if (out / "manifest.json").exists():
+        return out
+    inputs = str(prod / production.PRODUCTION_DIR / production.PLANE_IMAGES_DIR)
+    chunks = [workdir / "chunks" / str(i) for i in range(jobs)]
+    for i, chunk in enumerate(chunks):
+        args = ["chunk", "--inputs", inputs, "--chunk", str(i), "--chunks", str(jobs)]
+        if cli.main([*args, "--out", str(chunk)]) != 0:
+            raise SystemExit(f"chunk {i} failed")
+    args = ["assemble", "--chunks", *map(str, chunks), "--out", str(out)]
+    if cli.main([*args, "--test-fraction", str(TEST_FRACTION)]) != 0:
+        raise SystemExit("assembly failed")
+    return out
+
+
+def version_config(name: str, size: Size, samples: int, gpu: bool) -> dict[str, Any]:
+    """The version's resolved config at this benchmark's size: every version the same
+    training samples (``samples`` caps the pool) and the same epoch budget."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    resolved = resolve_version(config, name)
+    scaling = {"name": "accuracy benchmark", "max_epochs": size.epochs}
+    if size.width_factor != 1.0:
+        scaling["width_factor"] = size.width_factor
+    resolved = apply_scaling({k: v for k, v in resolved.items() if k != "scaling"}, scaling)
+    resolved["max_epochs"] = size.epochs  # a budget, not a cap: every version runs it all
+    resolved["callbacks"]["early_stopping"]["patience"] = size.epochs
+    resolved["samples"] = samples
+    resolved["require_gpu"] = gpu
+    resolved["performance"] = {**resolved["performance"], **size.performance}
+    return resolved
+
+
+def train(workdir: Path, dataset: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """Train one version, or reuse its training if it was made with this config."""
+    from edtrain import training  # imports Keras: after the production's worker processes
+
+    out = workdir / "runs" / config["name"]
+    record_path, config_path = out / "training.json", out / "config.json"
+    if not (
+        record_path.exists() and config_path.exists()
+        and json.loads(config_path.read_text()) == config
+    ):  # fmt: skip
+        record_path.unlink(missing_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True))
+        training.train(dataset, config, out, workdir / "state" / config["name"])
+    return json.loads(record_path.read_text())
+
+
+def score(workdir: Path, dataset: Path, truth: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The version's metrics.json, oracle included (what the workflow's ``predict`` writes);
+    its predictions.npz is kept beside the model."""
+    out = workdir / "runs" / config["name"]
+    predictions = evaluation.predict_test_set(
+        dataset,
+        config["samples"],
+        config["val_fraction"],
+        out / "model.keras",
+        frame=config["input"]["frame"],
+    )
+    predictions["oracle_dir"] = evaluation.oracle_directions(
+        truth, predictions["basename"], predictions["event"], predictions["match_id"]
+    )
+    np.savez(out / "predictions.npz", **predictions)
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    scores = evaluation.score(predictions, config["name"], manifest["test_set_hash"])
+    (out / "metrics.json").write_text(json.dumps(scores, indent=2) + "\n")
+    return scores
+
+
+def _deg(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}°"
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.0f} %"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The Markdown table: each version, then the oracle on the same test events."""
+    lines = [
+        "| version | frame | train samples | epochs | train s | samples/s | mean | median | 68 % "
+        "| sign-folded 68 % | head–tail flips | sign x / y / z | 68 % on oracle events "
+        "| ÷ oracle |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        m, rec, cfg = row["metrics"], row["record"], row["config"]
+        rate = rec["n_train"] * rec["epochs_run"] / rec["wall_s"]
+        signs = " / ".join(_pct(m[f"sign_agree_{k}"]) for k in "xyz")
+        oracle = m["oracle"]
+        lines.append(
+            f"| {cfg['name']} | {cfg['input']['frame']} | {rec['n_train']:,} "
+            f"| {rec['epochs_run']} | {rec['wall_s']:.0f} | {rate:.0f} | {_deg(m['mean_deg'])} "
+            f"| {_deg(m['median_deg'])} | {_deg(m['q68_deg'])} | {_deg(m['folded_q68_deg'])} "
+            f"| {_pct(m['flip_frac'])} | {signs} | {_deg(oracle['version']['q68_deg'])} "
+            f"| {oracle['q68_ratio']:.2f} |"
+        )
+    oracle = rows[0]["metrics"]["oracle"]
+    o = oracle["oracle"]
+    signs = " / ".join(_pct(o[f"sign_agree_{k}"]) for k in "xyz")
+    lines.append(
+        f"| oracle | — | — | — | — | — | {_deg(o['mean_deg'])} | {_deg(o['median_deg'])} "
+        f"| — | {_deg(o['folded_q68_deg'])} | {_pct(o['flip_frac'])} | {signs} "
+        f"| {_deg(o['q68_deg'])} | 1 |"
+    )
+    n = rows[0]["metrics"]["n"]
+    return (
+        "\n".join(lines)
+        + f"\n\n{n:,} test samples; {oracle['n']:,} of them main electrons with an oracle "
+        "direction (the last two columns are on those).\n"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", choices=SIZES, default="cpu")
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--versions", nargs="+", help="default: the size's (SIZES)")
+    parser.add_argument("--samples", type=int, help="pool cap (default: the whole pool)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="simulation processes")
+    parser.add_argument("--train-only", action="store_true", help="stop before scoring")
+    args = parser.parse_args()
+    size = SIZES[args.size]
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    prod = make_production(args.workdir, size, args.jobs)
+    dataset = make_dataset(args.workdir, prod, min(args.jobs, 16))
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    prepared = time.monotonic() - start
+    print(f"production and dataset: {manifest['samples']} samples, {prepared:.0f} s", flush=True)
+    samples = args.samples or manifest["pool_size"]
+    truth = prod / production.PRODUCTION_DIR / production.TRUTH_DIR
+    names = args.versions or size.versions
+    configs = [version_config(name, size, samples, args.size == "gpu") for name in names]
+    records = []
+    for config in configs:
+        records.append(train(args.workdir, dataset, config))
+        print(f"{config['name']}: {records[-1]['wall_s']:.0f} s", flush=True)
+    if args.train_only:
+        return 0
+    rows = [
+        {"config": c, "record": r, "metrics": score(args.workdir, dataset, truth, c)}
+        for c, r in zip(configs, records, strict=True)
+    ]
+    text = table(rows) + f"Whole run: {time.monotonic() - start:.0f} s.\n"
+    (args.workdir / "accuracy.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
