@@ -14,13 +14,15 @@ import pandas as pd
 import pytest
 
 from edtrain import cli
+from edtrain.insights.compare import controlled_pairs
+from edtrain.insights.runs import Run
 from edtrain.metrics import ENERGY_BINS_MEV
 from edtrain.plots import PLOT_FILES
 
 N_TEST = 4000
 TEST_SET_HASH = "c0ffee"
 ORACLE_MISSING = 0.2  # share of test samples without an oracle direction
-FRAMES = {"a1": "detector", "a2": "face", "a3": "detector", "a4": "detector"}
+FRAMES = {"a1": "detector", "a2": "detector", "a3": "detector", "a4": "face"}
 # version: samples, filters, loss, direction noise, flip fraction, training status
 VERSIONS = {
     "a1": (2000, 8, "cosine", 0.9, 0.25, "ok"),
@@ -202,14 +204,14 @@ def test_diagnostics_per_version_with_the_oracle_on_the_same_samples(out):
         scored["oracle_q68_ratio"], scored["oracle_version_q68_deg"] / scored["oracle_q68_deg"]
     )
     assert np.isnan(summary.loc["a4", "oracle_version_q68_deg"])
-    assert summary.loc["a2", "frame"] == "face"
+    assert summary.loc["a4", "frame"] == "face"
 
     markdown = (out / "insights.md").read_text()
     section = markdown.split("## Accuracy Diagnostics")[1].split("\n---")[0]
     assert "| Version | Frame | 68 % | Folded 68 % | Flips | Sign agreement x / y / z |" in section
     row = next(line for line in section.splitlines() if line.startswith("| a2 |"))
     a2 = summary.loc["a2"]
-    assert f"| face | {a2['q68_deg']:.2f}° | {a2['folded_q68_deg']:.2f}° |" in row
+    assert f"| detector | {a2['q68_deg']:.2f}° | {a2['folded_q68_deg']:.2f}° |" in row
     assert f"| {a2['oracle_q68_deg']:.2f}° | {a2['oracle_version_q68_deg']:.2f}° |" in row
     assert f"| {a2['oracle_q68_ratio']:.2f} |" in row
     assert "| a4 |" not in section  # no score
@@ -223,3 +225,27 @@ def test_energy_table_has_the_oracle_per_bin(out):
         == pd.read_csv(out / "summary.csv", index_col="version").loc["a1", "oracle_n"]
     )
     assert (a1["oracle_q68_deg"] < a1["q68_deg"]).all()
+
+
+MEANS = {"v7": 60.0, "v14": 58.0, "v15": 50.0, "v16": 49.0}
+
+
+def test_the_label_frame_is_a_primary_factor() -> None:
+    """v14 → v15 (same recipe, other frame) is a controlled comparison of the frame; a pair
+    differing in frame and loss is none; configs without a frame count as detector."""
+    model = {"conv_layers": 4, "filters": 64}
+
+    def run(name: str, frame: str | None, loss: str = "angular") -> Run:
+        config = {"model": model, "samples": 100, "loss": loss, "seed": int(name[1:])}
+        if frame:
+            config["input"] = {"normalization": "none", "frame": frame}
+        return Run(name, config=config, training={"n_train": 70, "n_val": 30})
+
+    v14, v15, old = run("v14", "detector"), run("v15", "face"), run("v7", None)
+    pairs = controlled_pairs([old, v14, v15, run("v16", "face", "cosine")], MEANS, 10, 0)
+    by_pair = {(c.reference, c.version): c for c in pairs}
+    assert by_pair[("v14", "v15")].factor == "frame"
+    assert by_pair[("v14", "v15")].change == "detector frame → face frame"
+    assert by_pair[("v14", "v15")].also == []  # input.frame is not listed twice
+    assert by_pair[("v7", "v14")].factor is None  # a repeat: no frame means detector
+    assert ("v14", "v16") not in by_pair  # frame and loss differ

@@ -1,7 +1,7 @@
 """Which versions can be compared, and by how much they differ.
 
-A version is described by three primary factors (architecture, training samples, loss) and
-its remaining training settings. A pair that differs in one primary factor isolates that
+A version is described by four primary factors (architecture, training samples, loss, label
+frame) and its remaining training settings. A pair that differs in one primary factor isolates that
 factor's effect; any other setting that also differs is listed with the comparison so a
 confounded difference is never presented as a clean one.
 """
@@ -18,7 +18,7 @@ import numpy as np
 from edtrain.insights.runs import Run, samples_label
 from edtrain.stats import Interval, bootstrap_difference, mean_stat
 
-PRIMARY = ("architecture", "samples", "loss")
+PRIMARY = ("architecture", "samples", "loss", "frame")
 # Keys that identify or place a run rather than change what it learns.
 _NOT_SETTINGS = {"name", "description", "seed", "dataset", "scaling", "require_gpu", "imported"}
 
@@ -29,6 +29,7 @@ def primary_factors(run: Run) -> dict[str, Any]:
         "architecture": json.dumps(model, sort_keys=True),
         "samples": run.samples,
         "loss": run.loss,
+        "frame": run.frame or "detector",  # configs from before label frames: detector
     }
 
 
@@ -54,7 +55,9 @@ def other_settings(run: Run) -> dict[str, Any]:
     hyperopt = run.config.get("hyperopt") or {}
     if hyperopt.get("ran"):
         config["hyperopt"] = "searched"
-    return _flatten(config)
+    settings = _flatten(config)
+    settings.pop("input.frame", None)  # a primary factor
+    return settings
 
 
 def describe_factor(factor: str, run: Run) -> str:
@@ -62,6 +65,7 @@ def describe_factor(factor: str, run: Run) -> str:
         "architecture": run.architecture,
         "samples": samples_label(run.samples),
         "loss": run.loss,
+        "frame": f"{run.frame or 'detector'} frame",
     }[factor]
 
 

@@ -316,8 +316,8 @@ def pairs_section(r: Report) -> list[str]:
     lines = [
         "### 6. Controlled Comparisons",
         "",
-        "Pairs that differ in at most one of architecture, samples and loss (Δ = mean error of "
-        "the second minus the first; 95 % interval).",
+        "Pairs that differ in at most one of architecture, samples, loss and label frame (Δ = "
+        "mean error of the second minus the first; 95 % interval).",
         "",
         "| Pair | Factor | Change | Δ mean | Verdict | Also differs |",
         "|------|--------|--------|--------|---------|--------------|",
@@ -325,7 +325,8 @@ def pairs_section(r: Report) -> list[str]:
     if not r.pairs:
         return [
             *lines[:2],
-            "No two scored versions differ in at most one of architecture, samples and loss.",
+            "No two scored versions differ in at most one of architecture, samples, loss and "
+            "label frame.",
         ]
     for c in r.pairs:
         lines.append(
