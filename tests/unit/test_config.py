@@ -309,3 +309,20 @@ def test_write_resolved_round_trips(config: dict[str, Any], tmp_path: Path) -> N
 def test_all_versions_come_in_natural_order_whatever_the_layering(config: dict[str, Any]) -> None:
     layered = {**config, "versions": {"v13": {}, "v11": {}, **config["versions"]}}
     assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 16)]
+
+
+@pytest.mark.parametrize("window", [(30, 10), (10, 10)])
+def test_energy_window_that_keeps_nothing_is_named(
+    config: dict[str, Any], window: tuple[float, float]
+) -> None:
+    bad = copy.deepcopy(config)
+    bad["data"]["selection"] |= {"energy_min_mev": window[0], "energy_max_mev": window[1]}
+    validate(bad)
+    with pytest.raises(
+        edconfig.ConfigError,
+        match=rf"energy_min_mev \({window[0]}\) ≥ data\.selection\.energy_max_mev \({window[1]}\)",
+    ):
+        edconfig.check_selection(bad)
+    for low, high in [(10, 30), (None, 10), (30, None)]:  # windows that keep something
+        bad["data"]["selection"] |= {"energy_min_mev": low, "energy_max_mev": high}
+        edconfig.check_selection(bad)

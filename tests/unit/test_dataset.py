@@ -423,3 +423,45 @@ def test_assemble_refuses_damaged_chunks_naming_them(tmp_path, capsys):
     refused(drop_images, "expected float16")
     refused(repeat_basename, "not in dataset order")
     assert not (tmp_path / "out").exists()
+
+
+def _refused_dataset(tmp_path, capsys, inputs, extra=()):
+    """Chunk (succeeds) and assemble ``inputs``; assembly must refuse: its stderr."""
+    chunk_dirs = [tmp_path / f"c{i}" for i in range(2)]
+    for i, d in enumerate(chunk_dirs):
+        argv = ["chunk", "--inputs", *inputs, "--chunk", i, "--chunks", 2, "--out", d, *extra]
+        assert run(*argv) == 0
+    out = tmp_path / "ds"
+    capsys.readouterr()
+    assert run("assemble", "--chunks", *chunk_dirs, "--out", out, "--test-fraction", 0.2) == 2
+    assert not (out / "manifest.json").exists()
+    return capsys.readouterr().err
+
+
+def test_empty_folder_is_refused_naming_it(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    err = _refused_dataset(tmp_path, capsys, [tmp_path / "empty"])
+    assert f"no samples: 0 basenames found in the inputs ({tmp_path / 'empty'})" in err
+
+
+def test_folder_without_plane_files_is_refused_naming_it(tmp_path, capsys):
+    make_production(tmp_path / "parent" / "prod", range(2))  # the production's parent folder
+    (tmp_path / "parent" / "notes.txt").write_text("not a plane file")
+    err = _refused_dataset(tmp_path, capsys, [tmp_path / "parent"])
+    assert f"no samples: 0 basenames found in the inputs ({tmp_path / 'parent'})" in err
+
+
+def test_energy_window_that_keeps_nothing_names_the_cut_and_counts(tmp_path, capsys):
+    make_production(tmp_path / "p", range(3))  # cluster energies 2–40 MeV
+    err = _refused_dataset(tmp_path, capsys, [tmp_path / "p"], extra=["--energy-min", "45"])
+    # per basename: 5 + 1 unmatched main-track X rows and 2 noise rows, all MARLEY and ES
+    chain = "3 basenames → 24 X rows → 18 main-track → 18 MARLEY → 18 ES → 0 with energy ≥ 45.0 MeV"
+    assert f"no samples: {chain}: 'with energy ≥ 45.0 MeV' removed the last ones" in err
+    assert f"(inputs: {tmp_path / 'p'})" in err
+
+
+def test_chunk_refuses_an_empty_energy_window(tmp_path, capsys):
+    argv = ["chunk", "--inputs", tmp_path, "--chunk", 0, "--chunks", 1, "--out", tmp_path / "c"]
+    assert run(*argv, "--energy-min", 30, "--energy-max", 10) == 2
+    assert "--energy-min 30.0 ≥ --energy-max 10.0" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

@@ -54,6 +54,17 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return merged
 
 
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested settings as ``{"optimizer.learning_rate": 0.001, ...}``: how keys are named in
+    comparisons, search spaces and messages. An empty mapping stays a value, so no key is lost."""
+    if not isinstance(tree, Mapping) or not tree:
+        return {prefix: tree}
+    out: dict[str, Any] = {}
+    for key, sub in tree.items():
+        out |= flatten(sub, f"{prefix}.{key}" if prefix else str(key))
+    return out
+
+
 def version_order(name: str) -> tuple[Any, ...]:
     """Natural order (v7 before v10): layered config files do not keep declaration order."""
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
@@ -177,6 +188,18 @@ def check_paths(config: Mapping[str, Any]) -> None:
         # a root:// URL is checked by the chunk jobs, which name the file that fails
         if not is_url(directory) and not Path(directory).is_dir():
             raise ConfigError(f"data.directories[{i}]: no such directory: {directory}")
+
+
+def check_selection(config: Mapping[str, Any]) -> None:
+    """Fail before any job runs on an energy window that keeps nothing: every chunk would
+    succeed with no samples, and the dataset would fail only at ``assemble``."""
+    sel = config["data"]["selection"]
+    low, high = sel.get("energy_min_mev"), sel.get("energy_max_mev")
+    if low is not None and high is not None and low >= high:
+        raise ConfigError(
+            f"data.selection.energy_min_mev ({low}) ≥ data.selection.energy_max_mev ({high}): "
+            "no cluster energy E satisfies min ≤ E < max"
+        )
 
 
 def chunk_flags(config: Mapping[str, Any]) -> str:

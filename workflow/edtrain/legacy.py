@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from edtrain.config import flatten
 from edtrain.formats import columns
 from edtrain.metrics import angular_error_deg, by_energy, summarize, unit
 
@@ -133,15 +134,6 @@ class Conversion:
     unmapped: list[str] = field(default_factory=list)
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(value, dict) or not value:
-        return {prefix: value}
-    out: dict[str, Any] = {}
-    for key, sub in value.items():
-        out |= _flatten(sub, f"{prefix}.{key}" if prefix else str(key))
-    return out
-
-
 def _set(entry: dict[str, Any], dotted: str, value: Any) -> None:
     *parents, leaf = dotted.split(".")
     for key in parents:
@@ -173,7 +165,7 @@ def convert_config(source: dict[str, Any], fallback_name: str) -> Conversion:
     digits = re.search(r"\d+", name)
     entry["seed"] = int(digits.group(0)) if digits else 0
     conv = Conversion(name=name, entry=entry)
-    for key, value in _flatten(source).items():
+    for key, value in flatten(source).items():
         leaf = key.rsplit(".", 1)[-1]
         if key == "description":
             continue

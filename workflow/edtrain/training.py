@@ -1,14 +1,17 @@
 """The ``train`` command: one version's model, history and training record.
 
-Everything written while training (best checkpoint, history, backups, resume state) lives in
-the state directory, outside Snakemake's declared outputs, because Snakemake deletes the
-outputs of a failed job before rerunning it. The outputs are written once at the end, the
-record (training.json) last. Exit status: 0 when training ran to its end, whatever came of it:
-``ok``, ``nan`` (stopped cleanly on a non-finite loss, best finite weights kept) or ``failed``
-(no epoch gave a finite model: model.keras then holds the last, non-finite weights, so that
-the workflow goes on and the insights report the version as failed, as the predecessor's v9);
-2 when ``require_gpu`` is set and no GPU is visible (nothing written: a placement problem to
-retry elsewhere, not a result). A crash exits non-zero with a traceback.
+Everything written while training (best checkpoint, history, backups, resume state, at the
+end the model and record) lives in the state directory, outside Snakemake's declared outputs,
+because Snakemake deletes the outputs of a failed job before rerunning it; ``edtrain.state``
+ties that state to the run it belongs to and locks it. The outputs are copied from it once at
+the end, the record (training.json) last. Exit status: 0 when training ran to its end,
+whatever came of it: ``ok``, ``nan`` (stopped cleanly on a non-finite loss, best finite
+weights kept) or ``failed`` (no epoch gave a finite model: model.keras then holds the last,
+non-finite weights, so that the workflow goes on and the insights report the version as
+failed, as the predecessor's v9); 2 when ``require_gpu`` is set and no GPU is visible
+(nothing written: a placement problem to retry elsewhere, not a result); 3 when another
+training holds the state directory (nothing written: the message names the holder). A crash
+exits non-zero with a traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import json
 import logging
 import math
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -28,6 +32,7 @@ import pandas as pd
 
 import edtrain
 from edtrain import callbacks as cb
+from edtrain import state
 from edtrain.angular_metrics import angular_metrics
 from edtrain.device import (
     NoGpuError,
@@ -39,12 +44,13 @@ from edtrain.device import (
 from edtrain.frame import reflect
 from edtrain.losses import get_loss
 from edtrain.model import build_model
-from edtrain.pipeline import ImageBatches, open_dataset
+from edtrain.pipeline import Dataset, ImageBatches, open_dataset
 from edtrain.splits import select_version
 
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+NO_GPU, STATE_BUSY = 2, 3  # exit statuses (module docstring)
 SPLIT_COLUMNS = ["key_hash", "rank", "label_x", "label_y", "label_z", "drift_side"]
 
 
@@ -63,7 +69,10 @@ def main(args: argparse.Namespace) -> int:
         record = train(args.dataset, config, args.out_dir, args.state_dir)
     except NoGpuError as err:
         log.error("%s", err)
-        return 2
+        return NO_GPU
+    except state.StateBusy as err:
+        log.error("%s", err)
+        return STATE_BUSY
     log.info("training %s: %s", config.get("name"), json.dumps(record))
     return 0
 
@@ -83,15 +92,6 @@ def build_optimizer(
     if kind == "sgd":
         return keras.optimizers.SGD(weight_decay=weight_decay, **common)
     raise ValueError(f"unknown optimizer {kind!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
-
-
-def _prepare_state_dir(state_dir: Path) -> None:
-    """Keep the state for a resume; without a backup, clear leftovers of a finished run."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    if (state_dir / cb.BACKUP_DIR).exists():
-        return
-    for name in (cb.BEST_CHECKPOINT, cb.HISTORY, cb.RESUME_STATE):
-        (state_dir / name).unlink(missing_ok=True)
 
 
 def _compiled_model(config: dict[str, Any]) -> keras.Model:
@@ -120,15 +120,22 @@ def _build_loss_and_metrics(model: keras.Model, batches: ImageBatches) -> None:
     model.evaluate(x, y, batch_size=len(x), verbose=0)
 
 
-def _write_history(state_dir: Path, out_dir: Path) -> int:
-    """Copy the CSV history (one row per epoch: a resumed epoch may be logged twice)."""
+def _history(state_dir: Path) -> pd.DataFrame:
+    """The CSV history, one row per epoch (a resumed epoch may be logged twice)."""
     source = state_dir / cb.HISTORY
     if not source.exists() or source.stat().st_size == 0:
-        (out_dir / cb.HISTORY).write_text("epoch,loss,val_loss\n")
-        return 0
-    history = pd.read_csv(source).drop_duplicates("epoch", keep="last").sort_values("epoch")
-    history.to_csv(out_dir / cb.HISTORY, index=False)
-    return len(history)
+        return pd.DataFrame(columns=["epoch", "loss", "val_loss"])
+    return pd.read_csv(source).drop_duplicates("epoch", keep="last").sort_values("epoch")
+
+
+def _publish(state_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """Copy the finished run from the state to the outputs, the record last; returns it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(state_dir / state.MODEL, out_dir / "model.keras")
+    _history(state_dir).to_csv(out_dir / cb.HISTORY, index=False)
+    text = (state_dir / state.RECORD).read_text()
+    (out_dir / state.RECORD).write_text(text)
+    return json.loads(text)
 
 
 def train(
@@ -138,20 +145,39 @@ def train(
     state_dir: Path,
     extra_callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> dict[str, Any]:
-    """Train one version, resuming from ``state_dir`` if a backup is there; returns the record.
+    """Train one version and return its record, holding ``state_dir`` meanwhile.
 
+    The state of the same run (``edtrain.state``) is resumed from its backup, or, finished,
+    copied to the outputs without training again; state of another run is discarded.
     ``extra_callbacks`` run before the built-in ones (e.g. a hyperparameter-search pruner).
-    With data parallelism ``batch_size`` is the global batch, split between the replicas, so
-    a version trains the same way whatever number of GPUs its job lands on.
     """
     if config.get("require_gpu"):
         require_gpu()
+    with state.locked(state_dir):
+        data = open_dataset(dataset_dir, columns=SPLIT_COLUMNS)
+        if state.claim(state_dir, state.identity(config, data.manifest.get("dataset_hash"))):
+            log.info("reusing the finished run in %s", state_dir)
+            return _publish(state_dir, out_dir)
+        return _train(data, config, out_dir, state_dir, extra_callbacks)
+
+
+def _train(
+    data: Dataset,
+    config: dict[str, Any],
+    out_dir: Path,
+    state_dir: Path,
+    extra_callbacks: Sequence[keras.callbacks.Callback],
+) -> dict[str, Any]:
+    """Fit (resuming from a backup in ``state_dir``), then publish the run.
+
+    With data parallelism ``batch_size`` is the global batch, split between the replicas, so
+    a version trains the same way whatever number of GPUs its job lands on.
+    """
     perf = config.get("performance", {})
     devices = data_parallel_devices(perf.get("data_parallel", "auto"))
     replicas = max(len(devices), 1)
     keras.mixed_precision.set_global_policy(perf.get("precision", "float32"))
     keras.utils.set_random_seed(config["seed"])
-    data = open_dataset(dataset_dir, columns=SPLIT_COLUMNS)
     selection = select_version(
         data.samples["key_hash"].to_numpy(),
         data.samples["rank"].to_numpy(),
@@ -175,7 +201,6 @@ def train(
     with data_parallel_scope(devices):
         model = _compiled_model(config)
         _build_loss_and_metrics(model, train_batches)
-        _prepare_state_dir(state_dir)
         train_batches.set_epoch(cb.completed_epochs(state_dir / cb.BACKUP_DIR))
         callbacks, nan_guard, resume = cb.build_callbacks(config, state_dir, train_batches)
 
@@ -190,8 +215,7 @@ def train(
         )
         wall_s = time.monotonic() - start
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    record = _finish(model, state_dir, out_dir, nan_guard, resume, replicas)
+    record = _finish(model, state_dir, nan_guard, resume, replicas)
     record |= {
         "wall_s": round(wall_s, 3),
         "dataset_hash": data.manifest.get("dataset_hash"),
@@ -204,33 +228,30 @@ def train(
         "backend": keras.backend.backend(),
         "precision": keras.mixed_precision.global_policy().name,
     }
-    text = json.dumps(record, indent=2) + "\n"
-    (state_dir / "training.json").write_text(text)
-    (out_dir / "training.json").write_text(text)
-    return record
+    state.write_atomic(state_dir / state.RECORD, json.dumps(record, indent=2) + "\n")
+    return _publish(state_dir, out_dir)
 
 
 def _finish(
     model: keras.Model,
     state_dir: Path,
-    out_dir: Path,
     nan_guard: cb.NanGuard,
     resume: cb.ResumeState,
     replicas: int,
 ) -> dict[str, Any]:
-    """Copy the best model (without one, the last weights) and the history out; the outcome
-    part of the record."""
+    """Put the final model in the state: the best one (without one, the last weights); the
+    outcome part of the record."""
     best = resume.checkpoint.best
     finite = best is not None and math.isfinite(best)
     if finite:
-        shutil.copyfile(state_dir / cb.BEST_CHECKPOINT, out_dir / "model.keras")
+        os.replace(state_dir / cb.BEST_CHECKPOINT, state_dir / state.MODEL)
     else:
-        model.save(out_dir / "model.keras")
+        model.save(state_dir / state.MODEL)
     return {
         "status": "failed" if not finite else "nan" if nan_guard.nan_epoch is not None else "ok",
         "device": describe_device(replicas),
         "replicas": replicas,
-        "epochs_run": _write_history(state_dir, out_dir),
+        "epochs_run": len(_history(state_dir)),
         "best_epoch": resume.early_stopping.best_epoch + 1 if finite else None,
         "nan_epoch": None if nan_guard.nan_epoch is None else nan_guard.nan_epoch + 1,
         "resumed_from_epoch": resume.resumed_epoch,

@@ -5,6 +5,7 @@ from edtrain.config import (
     PRODUCTION_TREE,
     RESULTS,
     check_paths,
+    check_selection,
     chunk_flags,
     chunk_inputs,
     chunk_listing,
@@ -18,6 +19,7 @@ from edtrain.config import (
 from edtrain.dataset.storage import is_url
 
 check_paths(config)
+check_selection(config)
 
 VERSIONS = list(config["versions"])
 RUN_VERSIONS = run_versions(config)

@@ -81,6 +81,44 @@ def read_chunks(dirs: list[str]) -> list[dict[str, Any]]:
     return sorted(manifests, key=lambda m: m["chunk"])
 
 
+def require_samples(manifests: list[dict[str, Any]]) -> None:
+    """Refuse a dataset without samples, naming the step that removed the last candidates:
+    otherwise every chunk and the assembly succeed, and training fails without saying why."""
+    if sum(m["samples"] for m in manifests):
+        return
+    counts = add_counts([m["counts"] for m in manifests])
+    cuts = manifests[0]["cuts"]
+    steps = [
+        ("basenames", "basenames"),
+        ("x_rows", "X rows"),
+        ("main_track", "main-track"),
+        ("after_marley", "MARLEY"),
+        ("after_es", "ES"),
+        ("after_energy_min", f"with energy ≥ {cuts['energy_min']} MeV"),
+        ("after_energy_max", f"with energy < {cuts['energy_max']} MeV"),
+        ("matched", "matched in U and V"),
+        ("samples", "with readable images"),
+    ]
+    # a cut that was off has no count; a step that no basename reached counts 0
+    steps = [(key, label) for key, label in steps if key in counts or not key.startswith("after_")]
+    chain = []
+    for key, label in steps:
+        chain.append(f"{counts.get(key, 0)} {label}")
+        if not counts.get(key, 0):
+            break
+    # chunks from before edtrain recorded their folders have none
+    folders = ", ".join(sorted({f for m in manifests for f in m.get("folders", [])}))
+    skipped = sum(len(m["skipped_files"]) for m in manifests)
+    if len(chain) > 1:
+        why = f"{' → '.join(chain)}: '{label}' removed the last ones (inputs: {folders})"
+    elif skipped:
+        why = f"0 basenames found in the inputs ({folders})"
+    else:
+        why = f"0 basenames found in the inputs ({folders}): no plane npz or cluster ROOT files"
+    also = f"; {skipped} skipped files, listed above" if skipped else ""
+    raise ChunkError(f"no samples: {why}{also}")
+
+
 def _read_tables(manifests: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     """The chunk tables end to end, each checked against its images and its place in the order."""
     tables = []
@@ -238,6 +276,7 @@ def main(args: argparse.Namespace) -> int:
     if report_skips(files, rows, args.strict):
         return 1
     try:
+        require_samples(manifests)
         manifest = assemble(manifests, args.out, args.test_fraction)
     except ChunkError as err:
         print(f"edtrain assemble: {err}", file=sys.stderr)

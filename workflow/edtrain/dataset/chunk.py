@@ -127,6 +127,7 @@ def build_chunk(
         "chunk": chunk,
         "chunks": chunks,
         "cuts": asdict(cuts),
+        "folders": sorted(inputs),  # so that an empty dataset can name where it looked
         "flip_convention": convention,
         "drift_side_from": sorted(drift_side_from),
         "inputs": sorted(records, key=lambda r: r["path"]),
@@ -145,6 +146,14 @@ def main(args: argparse.Namespace) -> int:
     if not 0 <= args.chunk < args.chunks:
         print(
             f"edtrain chunk: --chunk {args.chunk} is not in 0..{args.chunks - 1}", file=sys.stderr
+        )
+        return 2
+    low, high = args.energy_min, args.energy_max
+    if low is not None and high is not None and low >= high:  # a window that keeps nothing
+        print(
+            f"edtrain chunk: --energy-min {low} ≥ --energy-max {high}: "
+            "no cluster energy E satisfies min ≤ E < max",
+            file=sys.stderr,
         )
         return 2
     try:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from edtrain.config import flatten
 from edtrain.insights.runs import Run, samples_label
 from edtrain.stats import Interval, bootstrap_difference, mean_stat
 
@@ -33,15 +34,6 @@ def primary_factors(run: Run) -> dict[str, Any]:
     }
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(value, dict):
-        return {prefix: value}
-    out: dict[str, Any] = {}
-    for key, sub in value.items():
-        out |= _flatten(sub, f"{prefix}.{key}" if prefix else key)
-    return out
-
-
 def other_settings(run: Run) -> dict[str, Any]:
     """Training settings besides the primary factors.
 
@@ -55,7 +47,7 @@ def other_settings(run: Run) -> dict[str, Any]:
     hyperopt = run.config.get("hyperopt") or {}
     if hyperopt.get("ran"):
         config["hyperopt"] = "searched"
-    settings = _flatten(config)
+    settings = flatten(config)
     settings.pop("input.frame", None)  # a primary factor
     return settings
 
