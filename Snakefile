@@ -1,7 +1,11 @@
 # edtrain: train electron-direction CNNs on DUNE cluster images, one version at a time,
 # and compare them. `snakemake` builds every version in config/config.yaml plus the insights;
 # `snakemake v12` rebuilds one version with its data. See README.md and config/README.md.
-from snakemake.utils import min_version, validate
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+from edtrain.config import check_version_names, validate_config
 
 min_version("9.0")
 
@@ -9,7 +13,13 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+# A bad config stops here with a few lines naming the key, its value and the file setting it.
+validate_config(
+    config,
+    Path(workflow.basedir) / "workflow/schemas/config.schema.yaml",
+    ["config/config.yaml", *map(str, workflow.overwrite_configfiles)],
+    workflow.config_settings.config,
+)
 
 
 report: "workflow/report/workflow.rst"
@@ -31,6 +41,7 @@ rule all:
 
 
 # One target per version: `snakemake v12` builds results/v12/ and the data it needs.
+check_version_names(config, [rule.name for rule in workflow.rules])
 for version in VERSIONS:
 
     rule:

@@ -9,9 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from snakemake.exceptions import WorkflowError
 from snakemake.utils import update_config
-from snakemake.utils import validate as snakemake_validate
 
 from edtrain import config as edconfig
 
@@ -28,7 +26,7 @@ def load(*layers: str) -> dict[str, Any]:
 
 
 def validate(config: dict[str, Any]) -> dict[str, Any]:
-    snakemake_validate(config, str(SCHEMA))
+    edconfig.validate_config(config, SCHEMA)
     return config
 
 
@@ -221,31 +219,59 @@ def _set(config: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("key", "value", "named"),
     [
-        ("epochs", 100, ["'epochs' was unexpected"]),  # unknown top-level key
-        ("versions.v8.learning_rate", 1e-3, ["'learning_rate' was unexpected", "'v8'"]),
-        ("versions.v12.model.n_filters", 64, ["'n_filters' was unexpected", "'v12'"]),
-        ("data.eos_dirs", [], ["'eos_dirs' was unexpected", "'data'"]),
-        ("versions.v8.loss", "angular_loss", ["'angular_loss' is not one of", "'loss'"]),
-        ("versions.v7.loss", "cosine_similarity", ["'cosine_similarity'", "'loss'"]),
-        ("defaults.loss", "Angular", ["'Angular'", "'loss'"]),
-        ("versions.v12.samples", "100k", ["'100k' is not of type 'integer'", "'samples'"]),
-        ("versions.v14.optimizer.clipnorm", "1.0", ["'1.0' is not of type", "'clipnorm'"]),
-        ("data.chunks", 0, ["0 is less than the minimum", "'chunks'"]),
-        ("data.source", "root://eosuser.cern.ch", ["is not one of", "'source'"]),
-        ("require_gpu", "yes", ["'yes' is not of type 'boolean'", "'require_gpu'"]),
-        ("defaults.performance.data_parallel", "yes", ["'yes'", "'data_parallel'"]),
-        ("versions.v11.hyperopt.trials", 20, ["'trials' was unexpected", "['hyperopt']"]),
+        ("epochs", 100, ["epochs: unknown key", "valid keys: run_versions"]),
+        ("versions.v8.learning_rate", 1e-3, ["did you mean 'optimizer.learning_rate'?"]),
+        ("versions.v12.model.n_filters", 64, ["unknown key; did you mean 'filters'?"]),
+        ("versions.v10.model.dropuot", 0.5, ["unknown key; did you mean 'dropout'?"]),
+        ("data.eos_dirs", [], ["unknown key; valid keys: source, directories"]),
+        ("versions.v8.loss", "angular_loss", ["'angular_loss' is not one of"]),
+        ("versions.v7.loss", "cosine_similarity", ["'cosine_similarity' is not one of"]),
+        ("defaults.loss", "Angular", ["'Angular' is not one of"]),
+        ("versions.v12.samples", "100k", ["'100k' is not of type 'integer'"]),
+        ("versions.v14.optimizer.clipnorm", "1.0", ["'1.0' is not of type"]),
+        ("data.chunks", 0, ["0 is less than the minimum"]),
+        ("data.source", "root://eosuser.cern.ch", ["is not one of"]),
+        ("require_gpu", "yes", ["'yes' is not of type 'boolean'"]),
+        ("defaults.performance.data_parallel", "yes", ["'yes' is not one of"]),
+        ("versions.v11.hyperopt.trials", 20, ["unknown key; did you mean 'trials_per_round'?"]),
     ],
 )
 def test_schema_rejects_naming_the_key(
     config: dict[str, Any], key: str, value: Any, named: list[str]
 ) -> None:
     bad = _set(copy.deepcopy(config), key, value)
-    with pytest.raises(WorkflowError) as error:
+    with pytest.raises(edconfig.ConfigError) as error:
         validate(bad)
     message = str(error.value)
+    assert f"  {key}: " in message
+    assert f"value: {value!r}" in message
     for fragment in named:
         assert fragment in message
+    assert len(message.splitlines()) <= 5  # v11 and v13 share one hyperopt block
+
+
+def test_schema_error_names_the_file_that_sets_the_key(
+    config: dict[str, Any], tmp_path: Path
+) -> None:
+    first, second = tmp_path / "first.yaml", tmp_path / "second.yaml"
+    first.write_text("versions:\n  v10:\n    model: {dropuot: 0.5}\n")
+    second.write_text("versions:\n  v10:\n    model: {dropuot: 0.4}\n")
+    bad = _set(copy.deepcopy(config), "versions.v10.model.dropuot", 0.4)
+    with pytest.raises(edconfig.ConfigError, match=r"value: 0\.4, set in .*second\.yaml"):
+        edconfig.validate_config(bad, SCHEMA, [first, second])
+    with pytest.raises(edconfig.ConfigError, match=r"value: 0\.4, set in --config"):
+        edconfig.validate_config(bad, SCHEMA, [first, second], {"versions": bad["versions"]})
+
+
+def test_many_schema_errors_make_a_short_message(config: dict[str, Any]) -> None:
+    bad = copy.deepcopy(config)
+    for version in bad["versions"].values():
+        version["loss"] = "angular_loss"
+    with pytest.raises(edconfig.ConfigError) as error:
+        validate(bad)
+    lines = str(error.value).splitlines()
+    assert lines[0] == f"Invalid config ({len(bad['versions'])} problems):"
+    assert len(lines) <= 10 and "more; fix these first" in lines[-1]
 
 
 @pytest.mark.parametrize("value", ["auto", True, False])
@@ -255,7 +281,7 @@ def test_data_parallel_accepts_auto_true_false(config: dict[str, Any], value: An
 
 def test_schema_requires_directories_for_eos(config: dict[str, Any]) -> None:
     bad = _set(copy.deepcopy(config), "data.source", "eos")
-    with pytest.raises(WorkflowError, match=r"(?s)should be non-empty.*'directories'"):
+    with pytest.raises(edconfig.ConfigError, match=r"data\.directories: \[\] should be non-empty"):
         validate(bad)
 
 
@@ -326,3 +352,59 @@ def test_energy_window_that_keeps_nothing_is_named(
     for low, high in [(10, 30), (None, 10), (30, None)]:  # windows that keep something
         bad["data"]["selection"] |= {"energy_min_mev": low, "energy_max_mev": high}
         edconfig.check_selection(bad)
+
+
+def test_a_configured_folder_may_start_with_the_home_directory(
+    config: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "eos" / "images").mkdir(parents=True)
+    eos = copy.deepcopy(config)
+    eos["data"] |= {"source": "eos", "directories": ["~/eos/images"]}
+    edconfig.check_paths(eos)
+    assert edconfig.chunk_inputs(eos) == [str(tmp_path / "eos" / "images")]
+
+
+def test_conv_layers_are_limited_by_the_image_width(config: dict[str, Any]) -> None:
+    from edtrain.model import build_model
+
+    model = copy.deepcopy(config["defaults"]["model"]) | {"filters": 4, "dense_units": 4}
+    build_model(model | {"conv_layers": edconfig.MAX_CONV_LAYERS}, {})
+    with pytest.raises(ValueError, match="negative"):
+        build_model(model | {"conv_layers": edconfig.MAX_CONV_LAYERS + 1}, {})
+
+    edconfig.check_models(config)
+    for key, value in [
+        ("versions.v9.model", {"conv_layers": 9}),
+        ("defaults.model.conv_layers", 6),
+        ("versions.v11.hyperopt.space", {"model.conv_layers": {"int": [3, 6]}}),
+    ]:
+        bad = _set(copy.deepcopy(config), key, value)
+        with pytest.raises(edconfig.ConfigError, match=r"conv_layers: (9|6) .* at most 5"):
+            edconfig.check_models(bad)
+
+
+def test_a_version_may_not_be_named_like_a_rule(config: dict[str, Any]) -> None:
+    edconfig.check_version_names(config, ["all", "train"])
+    bad = copy.deepcopy(config)
+    bad["versions"]["train"] = {}
+    with pytest.raises(edconfig.ConfigError, match=r"versions\.train: .* rules: all, train$"):
+        edconfig.check_version_names(bad, ["train", "all"])
+
+
+def test_without_drops_dotted_keys_and_leaves_the_original(config: dict[str, Any]) -> None:
+    resolved = edconfig.resolve_version(config, "v14")
+    kept = edconfig.without(resolved, ["description", "performance.workers", "no.such.key"])
+    assert "description" not in kept and "workers" not in kept["performance"]
+    assert kept["performance"]["precision"] == resolved["performance"]["precision"]
+    assert "description" in resolved and "workers" in resolved["performance"]
+
+
+def test_dataset_definition_ignores_the_chunk_count(config: dict[str, Any]) -> None:
+    definition = edconfig.dataset_definition(config)
+    assert "chunks" not in definition and definition["synthetic"] == config["data"]["synthetic"]
+    rechunked = copy.deepcopy(config)
+    rechunked["data"]["chunks"] += 3
+    assert edconfig.dataset_definition(rechunked) == definition
+    rechunked["data"]["test_fraction"] /= 2
+    assert edconfig.dataset_definition(rechunked) != definition

@@ -7,6 +7,7 @@ reads the jobs off its dry-run listing.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -148,14 +149,18 @@ def test_a_version_with_hyperopt_plans_its_search_before_its_training(snakemake)
 @pytest.mark.parametrize(
     ("layer", "named"),
     [
-        ("bogus_key: 1\n", ["'bogus_key' was unexpected"]),
-        ("versions:\n  v10:\n    dropout: 0.5\n", ["'dropout' was unexpected", "'v10'"]),
-        ("versions:\n  v8:\n    loss: angular_loss\n", ["'angular_loss'", "['loss']"]),
-        ("defaults:\n  batch_size: 32.5\n", ["32.5 is not of type 'integer'", "'batch_size'"]),
+        ("bogus_key: 1\n", ["bogus_key: unknown key", "value: 1, set in bad.yaml"]),
+        ("versions:\n  v8:\n    loss: angular_loss\n", ["versions.v8.loss: 'angular_loss'"]),
+        ("defaults:\n  batch_size: 32.5\n", ["defaults.batch_size: 32.5 is not of type"]),
         (
             "data:\n  source: eos\n  directories: [/nonexistent/cluster_images_nov11]\n",
             ["data.directories[0]", "/nonexistent/cluster_images_nov11"],
         ),
+        (
+            "versions:\n  v9:\n    model: {conv_layers: 9}\n",
+            ["versions.v9.model.conv_layers: 9 conv layers", "at most 5"],
+        ),
+        ("versions:\n  train: {}\n", ["versions.train:", "rules: all, assemble, chunk"]),
     ],
 )
 def test_bad_config_stops_before_any_job(
@@ -167,6 +172,32 @@ def test_bad_config_stops_before_any_job(
     for fragment in named:
         assert fragment in result.stdout
     assert not planned_jobs(result.stdout)
+
+
+def test_a_config_error_is_a_few_lines_naming_key_value_file_and_fix(
+    snakemake, rundir: Path
+) -> None:
+    (rundir / "bad.yaml").write_text("versions:\n  v10:\n    model: {dropuot: 0.5}\n")
+    result = snakemake("-n", "--configfile", "bad.yaml")
+    assert result.returncode != 0
+    error = result.stdout[result.stdout.index("ConfigError") :]
+    assert len(error.splitlines()) <= 15, error
+    assert "versions.v10.model.dropuot: unknown key; did you mean 'dropout'?" in error
+    assert "value: 0.5, set in bad.yaml" in error
+
+
+def test_without_edtrain_on_path_nothing_is_planned(rundir: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "v7"],
+        cwd=rundir,
+        env={**os.environ, "PATH": "/usr/bin:/bin", "CONDOR_CONFIG": "/dev/null"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "`edtrain` command is not on PATH" in result.stdout + result.stderr
+    assert "pip install -e ." in result.stdout + result.stderr
 
 
 def test_a_config_edit_reruns_only_the_edited_version(snakemake, rundir: Path) -> None:

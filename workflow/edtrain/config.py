@@ -12,17 +12,25 @@ comes from, which chunk flags to pass) is computed here too, so the rules stay d
 from __future__ import annotations
 
 import copy
+import difflib
 import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import jsonschema
+import yaml
+from referencing import Registry, Resource
 
 from edtrain.dataset.discover import chunk_listings
 from edtrain.dataset.storage import is_url
+from edtrain.formats.columns import IMAGE_SHAPE
 
 RESULTS = "results"
 PRODUCTION_DIR = f"{RESULTS}/production"
@@ -37,6 +45,24 @@ SYNTHETIC_LAYOUTS = {
 # Smallest filter/unit count and sample count a scaled version may shrink to.
 _MIN_WIDTH = 4
 _MIN_SAMPLES = 10
+# Each conv layer is followed by a 2×2 max-pool without padding, which halves both image axes
+# (rounding down); the narrower (32) reaches 1 after 5 pools and a 6th fails to build.
+MAX_CONV_LAYERS = int(math.log2(min(IMAGE_SHAPE)))
+# How many schema errors a message lists: the first few say what to fix, the rest is noise.
+_SHOWN_ERRORS = 4
+
+
+# Config keys (dotted; a key covers everything below it) that cannot change the trained
+# weights: changing them keeps a training's state (edtrain.state) and reruns no job (the
+# rules' params leave them out). Every other key is part of a training's identity.
+IGNORED_KEYS = (
+    "description",  # text for people
+    "require_gpu",  # where the job may run, checked before training
+    "performance.workers",  # loader threads: the batches are a function of (seed, epoch)
+    "dataset",  # the dataset's path; its content is identified by dataset_hash
+    "scaling",  # how the version was scaled; the scaled values themselves are compared
+    "hyperopt",  # the search's settings and outcome; the chosen values are in the other keys
+)
 
 
 class ConfigError(ValueError):
@@ -157,7 +183,12 @@ def chunk_inputs(config: Mapping[str, Any]) -> list[str]:
     if data["source"] == "synthetic":
         layout = SYNTHETIC_LAYOUTS[data["synthetic"]["layout"]]
         return [f"{SYNTHETIC_PREFIX}/{layout}"]
-    return [str(d) for d in data["directories"]]
+    return [_expand(d) for d in data["directories"]]
+
+
+def _expand(directory: str) -> str:
+    """A configured folder as the jobs see it: ``~/eos/...`` under the user's home."""
+    return str(directory) if is_url(directory) else os.path.expanduser(directory)
 
 
 def chunk_listing(config: Mapping[str, Any], chunk: int) -> str:
@@ -186,8 +217,8 @@ def check_paths(config: Mapping[str, Any]) -> None:
         return
     for i, directory in enumerate(data["directories"]):
         # a root:// URL is checked by the chunk jobs, which name the file that fails
-        if not is_url(directory) and not Path(directory).is_dir():
-            raise ConfigError(f"data.directories[{i}]: no such directory: {directory}")
+        if not is_url(directory) and not Path(_expand(directory)).is_dir():
+            raise ConfigError(f"data.directories[{i}]: no such directory: {_expand(directory)}")
 
 
 def check_selection(config: Mapping[str, Any]) -> None:
@@ -200,6 +231,35 @@ def check_selection(config: Mapping[str, Any]) -> None:
             f"data.selection.energy_min_mev ({low}) ≥ data.selection.energy_max_mev ({high}): "
             "no cluster energy E satisfies min ≤ E < max"
         )
+
+
+def without(tree: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
+    """A copy of ``tree`` less the dotted ``keys`` (a key drops everything below it): the
+    settings that may decide whether a job reruns, less those that cannot change its result."""
+    out = copy.deepcopy(dict(tree))
+    for dotted in keys:
+        *parents, last = dotted.split(".")
+        node: Any = out
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return out
+
+
+def dataset_definition(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the dataset's content follows, as known before it is built: the ``data`` settings
+    less ``chunks`` (any chunk count gives a bitwise-identical dataset) and the names of the
+    local files it reads. A root:// folder's files are listed by the jobs only."""
+    data = without(config["data"], ["chunks"])
+    if data["source"] == "synthetic":
+        data["directories"] = []
+    else:
+        del data["synthetic"]
+        data["directories"] = chunk_inputs(config)
+    folders = tuple(d for d in data["directories"] if not is_url(d))
+    data["files"] = _chunk_listings(folders, 1)[0] if folders else ""
+    return data
 
 
 def chunk_flags(config: Mapping[str, Any]) -> str:
@@ -219,3 +279,143 @@ def chunk_flags(config: Mapping[str, Any]) -> str:
 def strict_flag(config: Mapping[str, Any]) -> str:
     """``--strict`` (fail on any unreadable input instead of skipping it) if ``data.strict``."""
     return "--strict" if config["data"]["strict"] else ""
+
+
+def validate_config(
+    config: dict[str, Any],
+    schema: str | os.PathLike[str],
+    sources: Sequence[str | os.PathLike[str]] = (),
+    overrides: Mapping[str, Any] | None = None,
+) -> None:
+    """Check ``config`` against the schema, raising a ConfigError of a few lines instead of
+    jsonschema's dump of the whole schema and config (which Snakemake's ``validate`` prints).
+
+    ``sources`` are the config files in the order they were layered, ``overrides`` the
+    ``--config`` values: the message names the last of them that sets the offending key.
+    """
+    path = Path(schema).resolve()
+    contents = {**_load_yaml(path), "$id": path.as_uri()}
+    registry = Registry(retrieve=_retrieve_schema).with_resource(
+        path.as_uri(), Resource.from_contents(contents)
+    )
+    errors = list(jsonschema.Draft202012Validator(contents, registry=registry).iter_errors(config))
+    if not errors:
+        return
+    best = jsonschema.exceptions.best_match(errors)
+    rest = sorted((e for e in errors if e is not best), key=jsonschema.exceptions.relevance)
+    layers = [(_shown(Path(s)), _load_yaml(Path(s))) for s in sources]
+    if overrides:
+        layers.append(("--config", overrides))
+    lines = [f"Invalid config ({len(errors)} problem{'s' if len(errors) > 1 else ''}):"]
+    for error in [best, *rest][:_SHOWN_ERRORS]:
+        lines += _explain(error, config, layers)
+    if len(errors) > _SHOWN_ERRORS:
+        lines.append(f"... and {len(errors) - _SHOWN_ERRORS} more; fix these first")
+    raise ConfigError("\n".join(lines))
+
+
+def _load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def _shown(path: Path) -> str:
+    """A config file as the user named it: relative to the working directory when inside."""
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def _retrieve_schema(uri: str) -> Resource:
+    """A schema that another one refers to by a relative ``$ref`` (hyperopt.schema.yaml)."""
+    return Resource.from_contents(_load_yaml(Path(url2pathname(urlparse(uri).path))))
+
+
+def _explain(error: Any, config: Any, layers: list[tuple[str, Any]]) -> list[str]:
+    """Two lines per problem: the key and what is wrong, then its value and where it is set."""
+    where = list(error.absolute_path)
+    if error.validator == "additionalProperties":
+        properties = error.schema.get("properties", {})
+        known = list(properties)
+        lines = []
+        for key in [k for k in error.instance if k not in known]:
+            # a key one level too high (learning_rate for optimizer.learning_rate) is common
+            nested = [
+                f"{p}.{key}" for p, sub in properties.items() if key in sub.get("properties", {})
+            ]
+            close = difflib.get_close_matches(str(key), known, n=1)
+            close += [k for k in known if k.startswith(str(key))] + nested
+            hint = f"did you mean {close[0]!r}?" if close else f"valid keys: {', '.join(known)}"
+            lines.append(f"  {_key([*where, key])}: unknown key; {hint}")
+            lines.append(_value_line([*where, key], config, layers))
+        return lines
+    if error.validator == "required":
+        return [f"  {_key(where)}: {_short(error.message)}"]
+    return [f"  {_key(where)}: {_short(error.message)}", _value_line(where, config, layers)]
+
+
+def _value_line(where: list[Any], config: Any, layers: list[tuple[str, Any]]) -> str:
+    found, value = _lookup(config, where)
+    setters = [name for name, layer in layers if _lookup(layer, where)[0]]
+    origin = f", set in {setters[-1]}" if setters else ""
+    return f"    value: {_short(repr(value)) if found else '(none)'}{origin}"
+
+
+def _lookup(tree: Any, where: list[Any]) -> tuple[bool, Any]:
+    """Whether the key path exists in ``tree``, and its value there."""
+    for key in where:
+        if isinstance(tree, Mapping) and key in tree:
+            tree = tree[key]
+        elif isinstance(tree, list) and isinstance(key, int) and key < len(tree):
+            tree = tree[key]
+        else:
+            return False, None
+    return True, tree
+
+
+def _key(where: list[Any]) -> str:
+    """``versions.v10.model.dropout``, ``data.directories[0]``; ``(top level)`` for the root."""
+    text = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in where).lstrip(".")
+    return text or "(top level)"
+
+
+def _short(text: str, limit: int = 100) -> str:
+    """One line of at most ``limit`` characters: a message may repeat a whole block."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_version_names(config: Mapping[str, Any], rules: Iterable[str]) -> None:
+    """Every version is also a target rule (`snakemake v12`), so its name must not be one of
+    the workflow's rules, which Snakemake would report only as a clash of rule names."""
+    reserved = sorted(set(rules))
+    clashes = [name for name in config["versions"] if name in reserved]
+    if clashes:
+        raise ConfigError(
+            f"versions.{clashes[0]}: a version's name is also a rule name, so it cannot be one "
+            f"of the workflow's rules: {', '.join(reserved)}"
+        )
+
+
+def check_models(config: Mapping[str, Any]) -> None:
+    """Fail before any job on a network the images cannot hold: a conv layer too many only
+    fails when the training job builds the model, on a GPU node, after the data is made."""
+    default = config["defaults"]["model"]["conv_layers"]
+    if default > MAX_CONV_LAYERS:
+        raise ConfigError(_too_deep("defaults.model.conv_layers", default))
+    for name in config["versions"]:
+        resolved = resolve_version(config, name)
+        layers = resolved["model"]["conv_layers"]
+        if layers > MAX_CONV_LAYERS:
+            raise ConfigError(_too_deep(f"versions.{name}.model.conv_layers", layers))
+        space = resolved["hyperopt"].get("space", {}).get("model.conv_layers", {})
+        searched = [*space.get("choices", []), *space.get("int", [])]
+        deepest = max((v for v in searched if isinstance(v, int | float)), default=0)
+        if deepest > MAX_CONV_LAYERS:
+            key = f"versions.{name}.hyperopt.space.model.conv_layers"
+            raise ConfigError(_too_deep(key, deepest))
+
+
+def _too_deep(key: str, layers: int) -> str:
+    height, width = IMAGE_SHAPE
+    return (
+        f"{key}: {layers} conv layers, but each halves the {height}×{width} image (2×2 max-pool)"
+        f" and the {min(IMAGE_SHAPE)}-pixel axis allows at most {MAX_CONV_LAYERS}"
+    )

@@ -23,7 +23,7 @@ from typing import Any
 
 from edtrain import __version__
 from edtrain import callbacks as cb
-from edtrain.config import flatten
+from edtrain.config import IGNORED_KEYS, flatten
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +34,6 @@ RECORD = "training.json"  # written last: its presence marks a finished run
 # Everything training writes here. Discarding removes only these: the directory may also hold
 # the lock and other tools' files (hyperopt trial state lives in a subfolder of .state/<v>).
 OWNED = (cb.BACKUP_DIR, cb.BEST_CHECKPOINT, cb.HISTORY, cb.RESUME_STATE, MODEL, RECORD, IDENTITY)
-
-# Config keys (dotted; a key covers everything below it) that cannot change the trained
-# weights, so changing them keeps the state. Every other key is part of the identity.
-IGNORED_KEYS = (
-    "description",  # text for people
-    "require_gpu",  # where the job may run, checked before training
-    "performance.workers",  # loader threads: the batches are a function of (seed, epoch)
-    "dataset",  # the dataset's path; its content is identified by dataset_hash
-    "scaling",  # how the version was scaled; the scaled values themselves are compared
-    "hyperopt",  # the search's settings and outcome; the chosen values are in the other keys
-)
 
 
 class StateBusy(RuntimeError):

@@ -11,7 +11,9 @@ non-finite weights, so that the workflow goes on and the insights report the ver
 failed, as the predecessor's v9); 2 when ``require_gpu`` is set and no GPU is visible
 (nothing written: a placement problem to retry elsewhere, not a result); 3 when another
 training holds the state directory (nothing written: the message names the holder). A crash
-exits non-zero with a traceback.
+is a result of the version too: the traceback is logged and a ``failed`` record naming the
+error is written (exit 0), so the report shows it; only errors of the file system or the node
+(OSError, MemoryError) and kills fail the job, for Snakemake's retries.
 """
 
 from __future__ import annotations
@@ -73,8 +75,32 @@ def main(args: argparse.Namespace) -> int:
     except state.StateBusy as err:
         log.error("%s", err)
         return STATE_BUSY
+    except (OSError, MemoryError):
+        raise  # the file system or the node, not the version: the job fails and is retried
+    except Exception as err:
+        # Anything else the same config and data would raise again (a model that cannot be
+        # built, a bug, the GPU's memory): a result of this version, which the report shows.
+        log.exception("training %s crashed", config.get("name"))
+        record = record_crash(args.out_dir, config, err)
     log.info("training %s: %s", config.get("name"), json.dumps(record))
     return 0
+
+
+def record_crash(out_dir: Path, config: dict[str, Any], err: Exception) -> dict[str, Any]:
+    """The outputs of a crashed training: a ``failed`` record naming the error, a history
+    without epochs and an empty model.keras (never loaded: predict skips failed versions)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = {
+        "status": "failed",
+        "error": f"{type(err).__name__}: {err}",
+        "epochs_run": 0,
+        "samples_requested": config.get("samples"),
+        "edtrain_version": edtrain.__version__,
+    }
+    (out_dir / state.MODEL).write_bytes(b"")
+    (out_dir / cb.HISTORY).write_text("epoch,loss,val_loss\n")
+    (out_dir / state.RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    return record
 
 
 def build_optimizer(
@@ -184,6 +210,14 @@ def _train(
         config["samples"],
         config["val_fraction"],
     )
+    if selection.capped:
+        log.warning(
+            "%s asks for %d samples but the dataset's pool holds %d: training on all of them"
+            " (samples_capped in training.json)",
+            config.get("name"),
+            selection.requested,
+            selection.available,
+        )
     labels = reflect(data.labels, data.samples["drift_side"].to_numpy(), config["input"]["frame"])
     batch_size, workers = config["batch_size"], perf.get("workers", 2)
     if replicas > 1 and keras.backend.backend() == "tensorflow":

@@ -1,25 +1,47 @@
 # Names and input functions shared by the rules; the logic behind them is edtrain.config.
+import json
+import shutil
+
+from snakemake.exceptions import WorkflowError
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from edtrain.config import (
+    IGNORED_KEYS,
     PRODUCTION_DIR,
     PRODUCTION_TREE,
     RESULTS,
+    check_models,
     check_paths,
     check_selection,
     chunk_flags,
     chunk_inputs,
     chunk_listing,
+    dataset_definition,
     dataset_dir,
     dataset_name,
     resolve_version,
     run_versions,
     strict_flag,
+    without,
     write_resolved,
 )
 from edtrain.dataset.storage import is_url
 
 check_paths(config)
 check_selection(config)
+check_models(config)
+
+# Every job runs `edtrain`: without it on PATH they would all fail with "command not found",
+# after the planning. With --sdm conda the jobs' environments provide it.
+_deployment = workflow.deployment_settings
+if shutil.which("edtrain") is None and not (
+    _deployment and DeploymentMethod.CONDA in _deployment.deployment_method
+):
+    raise WorkflowError(
+        "the `edtrain` command is not on PATH, and every job runs it: activate the environment"
+        " edtrain is installed in (e.g. `source .venv/bin/activate`), or install it with"
+        " `pip install -e .`, or run with `--sdm conda`"
+    )
 
 VERSIONS = list(config["versions"])
 RUN_VERSIONS = run_versions(config)
@@ -56,9 +78,19 @@ def chunk_files(wildcards):
     return chunk_listing(config, int(wildcards.chunk))
 
 
-def resolved_config(wildcards):
-    """A version's resolved config as params: editing it re-runs that version only."""
-    return resolve_version(config, wildcards.version)
+def result_config(wildcards, ignored=IGNORED_KEYS):
+    """What a version's training follows, as params (canonical JSON, so reordering the YAML
+    changes nothing): its resolved config less the keys that cannot change the trained weights
+    (edtrain.config.IGNORED_KEYS: description, require_gpu, performance.workers, ...), and the
+    dataset's definition (see rule train). Editing a version re-runs that version only; a
+    description or the chunk count re-runs none."""
+    resolved = without(resolve_version(config, wildcards.version), ignored)
+    return json.dumps({"config": resolved, "data": dataset_definition(config)}, sort_keys=True)
+
+
+def search_config(wildcards):
+    """``result_config`` of a version's search, which its ``hyperopt`` settings also shape."""
+    return result_config(wildcards, [key for key in IGNORED_KEYS if key != "hyperopt"])
 
 
 def version_outputs(version):
@@ -69,12 +101,16 @@ def version_outputs(version):
 
 
 def all_targets():
+    """The report and, named too, every version's outputs: Snakemake regenerates a missing
+    intermediate file only for a job that must run, so after an interrupted `--forcerun train`
+    (outputs removed, later ones kept) only a target brings training and all after it back."""
     targets = [
         f"{RESULTS}/insights.md",
         f"{RESULTS}/summary.csv",
         f"{RESULTS}/energy.csv",
         f"{RESULTS}/plots",
     ]
+    targets += [path for version in RUN_VERSIONS for path in version_outputs(version)]
     if SYNTHETIC:
         targets.append(f"{PRODUCTION_DIR}/gallery.png")
     return targets

@@ -17,12 +17,12 @@ rule hyperopt_base_config:
     log:
         "logs/hyperopt/{version}/base_config.log",
     params:
-        resolved=resolved_config,
+        result=search_config,
     wildcard_constraints:
         version=HYPEROPT_VERSIONS,
     localrule: True
     run:
-        write_resolved(params.resolved, output[0], log[0])
+        write_resolved(resolve_version(config, wildcards.version), output[0], log[0])
 
 
 rule hyperopt_propose:
@@ -49,9 +49,11 @@ rule hyperopt_propose:
 
 rule hyperopt_trial:
     input:
-        images=f"{DATASET}/images",
-        samples=f"{DATASET}/samples.parquet",
-        manifest=f"{DATASET}/manifest.json",
+        # ancient: a re-assembly that changes nothing reruns nothing; a dataset that changes
+        # changes the version's config.json params (rule train says how)
+        images=ancient(f"{DATASET}/images"),
+        samples=ancient(f"{DATASET}/samples.parquet"),
+        manifest=ancient(f"{DATASET}/manifest.json"),
         config=f"{HYPEROPT_TRIAL}/config.json",
         params=f"{HYPEROPT_TRIAL}/params.json",
     output:

@@ -8,17 +8,26 @@ rule version_config:
     log:
         "logs/config/{version}.log",
     params:
-        resolved=resolved_config,
+        # only what can change the training: config.json keeps a stale description until
+        # something else rewrites it, and a new description retrains nothing
+        result=result_config,
     localrule: True
     run:
-        write_resolved(params.resolved, output[0], log[0])
+        write_resolved(resolve_version(config, wildcards.version), output[0], log[0])
 
 
 rule train:
     input:
-        images=f"{DATASET}/images",
-        samples=f"{DATASET}/samples.parquet",
-        manifest=f"{DATASET}/manifest.json",
+        # The dataset is ancient: a re-assembly alone (another chunk count, which gives a
+        # bitwise-identical dataset, or --forcerun assemble) retrains nothing. Its content is
+        # followed through config.json instead, whose rule has the dataset's definition (data
+        # settings less chunks, the input files' names) among its params: a change there
+        # rewrites config.json and so retrains. The manifest's dataset_hash cannot be a param
+        # here: it is unknown until assemble has run, and Snakemake does not look at the params
+        # of a job below one that reruns, so a new selection would retrain a run too late.
+        images=ancient(f"{DATASET}/images"),
+        samples=ancient(f"{DATASET}/samples.parquet"),
+        manifest=ancient(f"{DATASET}/manifest.json"),
         config=f"{RESULTS}/{{version}}/config.json",
     output:
         model=f"{RESULTS}/{{version}}/model.keras",

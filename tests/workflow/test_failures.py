@@ -1,0 +1,99 @@
+"""Runs a user can trust when something goes wrong (docs/insights.md, "A version that fails").
+
+- A training that crashes is a failed version: with `--keep-going` the insights still run and
+  show it ❌ Failed beside the others, instead of the old report describing an old run.
+- A forced retraining that was interrupted leaves the version's later outputs behind; a plain
+  rerun must redo training, predictions and insights, not report "Nothing to be done".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+
+# v12's validation share leaves none of the tiny dataset's samples to train on: a valid
+# config (any share in (0, 1)) whose training raises.
+LAYER = """
+run_versions: [v7, v12]
+require_gpu: false
+data:
+  source: synthetic
+  synthetic: {files: 2, events_per_file: 40, layout: flat}
+  test_fraction: 0.2
+  chunks: 1
+scaling: {name: test, samples_factor: 0.005, max_epochs: 2, width_factor: 0.125}
+versions:
+  v12:
+    val_fraction: 0.999
+"""
+TARGETS = ["results/insights.md", "results/summary.csv"]
+
+
+def test_crashed_training_is_a_failed_row_of_the_report(snakemake, rundir: Path) -> None:
+    (rundir / "failing.yaml").write_text(LAYER)
+    run = snakemake("--cores", "2", "--keep-going", "--configfile", "failing.yaml", timeout=900)
+    assert run.returncode == 0, run.stdout[-5000:]
+
+    record = json.loads((rundir / "results/v12/training.json").read_text())
+    assert record["status"] == "failed"
+    assert record["error"], record
+    assert "Traceback" in (rundir / "logs/train/v12.log").read_text()
+    summary = pd.read_csv(rundir / "results/summary.csv", index_col="version")
+    assert set(summary.index) == {"v7", "v12"}
+    assert "Failed" in summary.loc["v12", "status"]
+    assert "Failed" not in summary.loc["v7", "status"]
+    report = (rundir / "results/insights.md").read_text()
+    assert any("v12" in line and "❌ Failed" in line for line in report.splitlines())
+
+
+def test_interrupted_forced_retraining_is_redone_by_a_plain_rerun(
+    snakemake, snakemake_env: dict[str, str], rundir: Path
+) -> None:
+    """The interruption is real: Ctrl-C (SIGINT to the process group) while Snakemake runs
+    v7's forced `train` job, after it removed that job's outputs (it does before a job)."""
+    layer = LAYER.replace("max_epochs: 2", "max_epochs: 40").replace("[v7, v12]", "[v7]")
+    (rundir / "interrupted.yaml").write_text(layer)
+    args = ["--cores", "1", "--configfile", "interrupted.yaml"]
+    first = snakemake(*args, timeout=900)
+    assert first.returncode == 0, first.stdout[-5000:]
+    before = {p: (rundir / p).stat().st_mtime for p in TARGETS}
+
+    forced = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", *args, "--forcerun", "train"],
+        cwd=rundir,
+        env=snakemake_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while (rundir / "results/v7/training.json").exists():
+            assert forced.poll() is None, "the forced run ended before its job started"
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        time.sleep(2)  # inside the training job
+    finally:
+        os.killpg(forced.pid, signal.SIGINT)
+        forced.wait(timeout=120)
+    assert not (rundir / "results/v7/model.keras").exists()
+    assert (rundir / "results/v7/predictions.npz").exists()  # the old run's, left behind
+
+    dry = snakemake(*args, "--dry-run", timeout=300)
+    assert "Nothing to be done" not in dry.stdout, dry.stdout[-3000:]
+    rerun = snakemake(*args, timeout=900)
+    assert rerun.returncode == 0, rerun.stdout[-5000:]
+    for name in ("training.json", "predictions.npz", "metrics.json"):
+        assert (rundir / "results/v7" / name).is_file(), name
+    for path, mtime in before.items():
+        assert (rundir / path).stat().st_mtime > mtime, path
