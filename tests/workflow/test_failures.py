@@ -62,7 +62,9 @@ def test_interrupted_forced_retraining_is_redone_by_a_plain_rerun(
 ) -> None:
     """The interruption is real: Ctrl-C (SIGINT to the process group) while Snakemake runs
     v7's forced `train` job, after it removed that job's outputs (it does before a job)."""
+    # 40 epochs without early stopping: long enough to interrupt after the first one
     layer = LAYER.replace("max_epochs: 2", "max_epochs: 40").replace("[v7, v12]", "[v7]")
+    layer += "  v7:\n    callbacks: {early_stopping: {patience: 100}}\n"
     (rundir / "interrupted.yaml").write_text(layer)
     args = ["--cores", "1", "--configfile", "interrupted.yaml"]
     first = snakemake(*args, timeout=900)
@@ -83,11 +85,11 @@ def test_interrupted_forced_retraining_is_redone_by_a_plain_rerun(
     )
     try:
         deadline = time.monotonic() + 300
-        while (rundir / "results/v7/training.json").exists():
-            assert forced.poll() is None, "the forced run ended before its job started"
+        # the job is training once its first epoch is backed up (outputs removed before)
+        while not (rundir / ".state/v7/backup").exists():
+            assert forced.poll() is None, "the forced run ended before its job trained"
             assert time.monotonic() < deadline
-            time.sleep(0.1)
-        time.sleep(2)  # inside the training job
+            time.sleep(0.05)
     finally:
         os.killpg(forced.pid, signal.SIGINT)
         forced.wait(timeout=120)
