@@ -28,7 +28,7 @@ dryrun: $(STAMP)
 	$(BIN)/snakemake -n --profile profiles/slurm
 
 clean-demo:
-	rm -rf results logs .state
+	rm -rf results/demo logs/demo .state/demo
 
 $(STAMP): pyproject.toml workflow/edtrain/dataset/_float16.c
 	$(PYTHON) -m venv $(VENV)

@@ -34,6 +34,11 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+# Failed jobs with --keep-going: the insights are written anyway (docs/insights.md).
+onerror:
+    insights_despite_failures()
+
+
 rule all:
     default_target: True
     input:

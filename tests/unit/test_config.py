@@ -187,7 +187,7 @@ def test_scaling_never_shrinks_below_a_trainable_size(config: dict[str, Any]) ->
 
 
 def test_run_versions_selects_and_checks(config: dict[str, Any]) -> None:
-    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 16)]
+    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 17)]
     assert edconfig.run_versions({**config, "run_versions": ["v12", "v7"]}) == ["v12", "v7"]
     with pytest.raises(edconfig.ConfigError, match="v99"):
         edconfig.run_versions({**config, "run_versions": ["v99"]})
@@ -219,7 +219,7 @@ def _set(config: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("key", "value", "named"),
     [
-        ("epochs", 100, ["epochs: unknown key", "valid keys: run_versions"]),
+        ("epochs", 100, ["epochs: unknown key", "valid keys: run, run_versions"]),
         ("versions.v8.learning_rate", 1e-3, ["did you mean 'optimizer.learning_rate'?"]),
         ("versions.v12.model.n_filters", 64, ["unknown key; did you mean 'filters'?"]),
         ("versions.v10.model.dropuot", 0.5, ["unknown key; did you mean 'dropout'?"]),
@@ -309,7 +309,9 @@ def test_chunk_inputs_follow_the_source(config: dict[str, Any]) -> None:
     )
     eos = validate(load("eos.yaml"))
     assert edconfig.chunk_inputs(eos) == eos["data"]["directories"]
-    assert edconfig.dataset_dir(eos) == "results/datasets/eos"
+    assert edconfig.dataset_dir(eos) == "results/eos/datasets/eos"  # the eos run's folder
+    demo = validate(load("demo.yaml"))
+    assert edconfig.chunk_inputs(demo)[0].startswith("results/demo/production/eos/user/")
 
 
 def test_chunk_flags_spell_the_selection(config: dict[str, Any]) -> None:
@@ -334,7 +336,7 @@ def test_write_resolved_round_trips(config: dict[str, Any], tmp_path: Path) -> N
 
 def test_all_versions_come_in_natural_order_whatever_the_layering(config: dict[str, Any]) -> None:
     layered = {**config, "versions": {"v13": {}, "v11": {}, **config["versions"]}}
-    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 16)]
+    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 17)]
 
 
 @pytest.mark.parametrize("window", [(30, 10), (10, 10)])

@@ -179,3 +179,28 @@ def test_oracle_lookup_from_a_hand_made_truth_folder(tmp_path) -> None:
     np.testing.assert_array_equal(oracle[0], [1, 0, 0])
     np.testing.assert_array_equal(oracle[4], [0, 0, 1])
     assert np.isnan(oracle[[1, 2, 3, 5]]).all()
+
+
+@pytest.mark.parametrize("status", ["ok", "failed"])
+def test_a_vmf_version_saves_and_checks_its_kappa(predicted, tmp_path, status) -> None:
+    *_, ok = predicted
+    config = {**json.loads(ok.config.read_text()), "loss": "vmf"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    (tmp_path / "training.json").write_text(json.dumps({"status": status}))
+    args = argparse.Namespace(
+        **{**vars(ok), "config": tmp_path / "config.json", "training": tmp_path / "training.json"}
+    )
+    args.out_predictions, args.out_metrics = tmp_path / "p.npz", tmp_path / "m.json"
+    assert evaluation.main(args) == 0
+    saved = np.load(args.out_predictions)
+    kappa = np.linalg.norm(saved["test_predictions"], axis=1)
+    np.testing.assert_allclose(saved["kappa"], kappa)
+    block = json.loads(args.out_metrics.read_text(), parse_constant=_reject_nan)["uncertainty"]
+    errors = metrics.angular_error_deg(saved["test_predictions"], saved["test_true"])
+    expected = metrics.uncertainty(errors, kappa, saved["energy_mev"])
+    if status == "ok":
+        assert block["cover_68"] == pytest.approx(expected["cover_68"])
+        assert block["q68_deg_top50"] == pytest.approx(expected["q68_deg_top50"])
+    else:  # no finite model: no κ to check
+        assert block["median_kappa"] is None and block["q68_deg_top50"] is None
+        assert block["cover_68"] is None

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from edtrain import cli
+from edtrain import cli, exit_status
 from edtrain.config import apply_scaling
 from edtrain.hyperopt import apply, configs, plan, propose, record, select, space, trial
 
@@ -402,7 +402,7 @@ def test_trial_scores_the_configured_objective(tmp_path, monkeypatch):
     history = {"val_loss": [0.9, 0.4], "val_q68_deg": [40.0, 41.0]}
     monkeypatch.setattr(trial, "run_training", _fake_training("ok", 0, history))
     config, params = _trial_files(tmp_path, objective="val_q68")
-    result = trial.run(Path("d"), config, params, tmp_path / "out", Path("s"))
+    result = trial.run(Path("d"), config, params, tmp_path / "out", tmp_path / "state")
     assert result["objective"] == "val_q68" and result["score"] == 40.0
 
 
@@ -413,23 +413,14 @@ def test_trial_does_not_score_a_previous_attempt(tmp_path, monkeypatch):
     pd.DataFrame({"val_loss": [0.1]}).to_csv(out / "history.csv", index=False)
     monkeypatch.setattr(trial, "run_training", _fake_training(None, 1))
     config, params = _trial_files(tmp_path)
-    result = trial.run(Path("d"), config, params, out, Path("s"))
+    result = trial.run(Path("d"), config, params, out, tmp_path / "state")
     assert result["score"] is None and result["training"] is None and result["history"] is None
 
 
-def test_trial_resumes_only_state_of_the_same_config(tmp_path):
-    state = tmp_path / "state"
-    trial.claim_state(state, "config A")
-    (state / "backup").mkdir()
-    trial.claim_state(state, "config A")  # the same trial, interrupted: keep its state
-    assert (state / "backup").is_dir()
-    trial.claim_state(state, "config B")  # re-proposed with other parameters: start over
-    assert not (state / "backup").exists()
-    assert (state / "trial_config.json").read_text() == "config B"
-
-
-def test_no_gpu_fails_the_job_instead_of_recording_a_trial(tmp_path, monkeypatch):
-    monkeypatch.setattr(trial, "run_training", _fake_training(None, trial.NO_GPU))
+@pytest.mark.parametrize("status", [exit_status.NO_GPU, exit_status.STATE_BUSY])
+def test_not_here_fails_the_job_instead_of_recording_a_trial(tmp_path, monkeypatch, status):
+    # no GPU, or the trial's state held by a training still running: a later try may work
+    monkeypatch.setattr(trial, "run_training", _fake_training(None, status))
     config, params = _trial_files(tmp_path)
     result_path = tmp_path / "result.json"
     argv = [
@@ -443,11 +434,11 @@ def test_no_gpu_fails_the_job_instead_of_recording_a_trial(tmp_path, monkeypatch
         "--out-dir",
         str(tmp_path / "out"),
         "--state-dir",
-        "s",
+        str(tmp_path / "state"),
         "--result",
         str(result_path),
     ]
-    assert cli.main(argv) == trial.NO_GPU
+    assert cli.main(argv) == status
     assert not result_path.exists()
 
 
@@ -527,6 +518,7 @@ def _workflow_config(hopt: dict) -> dict:
     base = _base_config({"enabled": False})
     defaults = {k: v for k, v in base.items() if k != "name"}
     return {
+        "run": {"name": ""},
         "data": {"source": "synthetic"},
         "require_gpu": False,
         "scaling": {},

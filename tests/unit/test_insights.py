@@ -249,3 +249,33 @@ def test_the_label_frame_is_a_primary_factor() -> None:
     assert by_pair[("v14", "v15")].also == []  # input.frame is not listed twice
     assert by_pair[("v7", "v14")].factor is None  # a repeat: no frame means detector
     assert ("v14", "v16") not in by_pair  # frame and loss differ
+
+
+def test_a_vmf_version_has_its_cones_checked(tmp_path):
+    """Predictions whose length κ is the true concentration of their scatter: about 68 % and
+    90 % of the test electrons lie inside their predicted cones, and the section says so."""
+    rng = np.random.default_rng(5)
+    common = common_test_set(rng, with_nu=True)
+    folder = tmp_path / "results" / "a1"
+    write_version(folder, "a1", common, rng)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "loss": "vmf"}))
+    true = common["test_true"].astype(np.float64)
+    kappa = 10.0 ** rng.uniform(0.5, 2.5, N_TEST)
+    u = rng.random(N_TEST)
+    cos = 1.0 + np.log(u + (1.0 - u) * np.exp(-2.0 * kappa)) / kappa
+    side = unit_rows(np.cross(true, rng.normal(size=true.shape)))
+    pred = kappa[:, None] * (cos[:, None] * true + np.sqrt(1 - cos**2)[:, None] * side)
+    np.savez(folder / "predictions.npz", test_predictions=pred, kappa=kappa, **common)
+    out = tmp_path / "out"
+    args = ["insights", "--results-dir", str(tmp_path / "results"), "--versions", "a1",
+            "--out-md", str(out / "insights.md"), "--out-csv", str(out / "summary.csv"),
+            "--plots-dir", str(out / "plots"), "--bootstrap", "50", "--toys", "50"]  # fmt: skip
+    assert cli.main(args) == 0
+    section = (out / "insights.md").read_text().split("## Per-Event Uncertainty")[1]
+    row = next(line for line in section.splitlines() if line.startswith("| a1 |"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    inside_68, inside_90 = (float(cell.removesuffix(" %")) for cell in cells[2:4])
+    assert abs(inside_68 - 68) < 3 and abs(inside_90 - 90) < 2, row
+    all_q68, top80, top50 = (float(cell.removesuffix("°")) for cell in cells[4:7])
+    assert top50 < top80 < all_q68, row

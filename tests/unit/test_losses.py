@@ -49,7 +49,7 @@ def predecessor_angular(y_true, y_pred):
 @pytest.mark.parametrize("name", sorted(LOSSES))
 @pytest.mark.parametrize(
     "case",
-    ["exact", "opposite", "zero", "scaled", "random"],
+    ["exact", "opposite", "zero", "scaled", "huge", "random"],
 )
 def test_loss_and_gradient_are_finite(name: str, case: str) -> None:
     pred = {
@@ -57,6 +57,7 @@ def test_loss_and_gradient_are_finite(name: str, case: str) -> None:
         "opposite": -TRUE,
         "zero": np.zeros_like(TRUE),
         "scaled": 7.0 * TRUE,
+        "huge": 1e4 * TRUE,  # the vMF loss's sinh κ overflows float32 near κ = 89
         "random": RNG.normal(size=TRUE.shape).astype(np.float32),
     }[case]
     values, grad = value_and_grad(get_loss(name), TRUE, pred.copy())
@@ -86,6 +87,26 @@ def test_loss_values_at_0_90_and_180_degrees(name, at_0, at_90, at_180) -> None:
     assert got == pytest.approx([at_0, at_90, at_180], abs=1e-5)
 
 
+@pytest.mark.parametrize("kappa", [0.0, 1e-3, 0.3, 0.5, 2.0, 30.0, 88.0, 120.0, 5000.0])
+def test_vmf_loss_is_the_density_and_calibrates_kappa(kappa: float) -> None:
+    """NLL = log 4π + log(sinh κ/κ) − κ cos θ, with κ the output's length; its derivative along
+    the output (d/dκ) is coth κ − 1/κ − cos θ, zero when κ matches the observed cosine."""
+    cos = np.array([-0.9, 0.0, 0.5, 0.99])
+    true = np.stack([np.sqrt(1 - cos**2), np.zeros(4), cos], axis=1).astype(np.float32)
+    pred = np.tile(np.array([[0.0, 0.0, kappa]], np.float32), (4, 1))
+    values, grad = value_and_grad(get_loss("vmf"), true, pred)
+    k = np.float64(kappa)
+    log_sinhc = np.log(np.sinh(k) / k) if 1e-3 <= k < 500 else (k**2 / 6 if k < 1e-3 else None)
+    if log_sinhc is None:  # sinh overflows float64 too: its large-κ form
+        log_sinhc = k - np.log(2.0 * k)
+    expected = np.log(4 * np.pi) + log_sinhc - k * cos
+    # float32: κ·cos θ carries κ times its rounding (2.6e-3 at κ = 5000)
+    np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-4 + 1e-6 * k)
+    mean_cosine = 1 / np.tanh(k) - 1 / k if k > 1e-3 else k / 3
+    radial = grad[:, 2] * len(cos)  # the gradient of the batch mean, per sample
+    np.testing.assert_allclose(radial, mean_cosine - cos, atol=2e-3)
+
+
 def test_angle_matches_the_metrics_definition() -> None:
     pred = RNG.normal(size=(500, 3)).astype(np.float32)
     true = RNG.normal(size=(500, 3)).astype(np.float32)
@@ -94,7 +115,7 @@ def test_angle_matches_the_metrics_definition() -> None:
 
 
 def test_unknown_loss_lists_the_valid_names() -> None:
-    with pytest.raises(ValueError, match="cosine, angular, focal_angular, hybrid"):
+    with pytest.raises(ValueError, match="cosine, angular, focal_angular, hybrid, vmf"):
         get_loss("cosine_similarity")
 
 

@@ -1,6 +1,7 @@
 """Metric definitions of PHYSICS.md §5 on inputs with known answers."""
 
 import numpy as np
+import pytest
 
 from edtrain import metrics
 
@@ -94,3 +95,30 @@ def test_oracle_comparison_without_oracle_samples_gives_counts_only():
         np.ones((2, 3)), np.ones((2, 3)), np.full((2, 3), np.nan), [5, 6]
     )
     assert block == {"n": 0, "fraction": 0.0}
+
+
+def vmf_errors_deg(kappa: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Angles from the mean of von Mises–Fisher draws on the sphere (inverse CDF of cos θ)."""
+    u = rng.random(kappa.shape)
+    cos = 1.0 + np.log(u + (1.0 - u) * np.exp(-2.0 * kappa)) / kappa
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def test_vmf_cones_hold_their_level_and_a_kappa_cut_sharpens():
+    rng = np.random.default_rng(7)
+    kappa = 10.0 ** rng.uniform(-0.5, 2.5, size=40_000)
+    errors = vmf_errors_deg(kappa, rng)
+    energy = rng.uniform(2.0, 60.0, size=kappa.size)
+    block = metrics.uncertainty(errors, kappa, energy)
+    assert block["cover_68"] == pytest.approx(0.68, abs=0.01)
+    assert block["cover_90"] == pytest.approx(0.90, abs=0.01)
+    counted = [row for row in block["by_energy"] if row["n"] > 500]
+    assert counted and all(abs(row["cover_68"] - 0.68) < 0.05 for row in counted)
+    q68 = np.percentile(errors, 68)
+    assert block["q68_deg_top50"] < block["q68_deg_top80"] < q68
+    # an overconfident κ (4×) covers far less than its level says
+    assert metrics.uncertainty(errors, 4 * kappa, energy)["cover_68"] < 0.5
+    # κ → 0 is the uniform sphere: the 68 % cone's cosine is 1 − 2·0.68
+    assert metrics.vmf_cone_deg(np.array([0.0]), 0.68)[0] == pytest.approx(
+        np.degrees(np.arccos(1 - 2 * 0.68))
+    )

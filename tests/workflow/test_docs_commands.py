@@ -34,10 +34,11 @@ NOT_PLANS = {"--report"}
 
 
 def _version_named(token: str) -> str | None:
-    """The version a target names (`v12`, `results/v12/metrics.json`), if it names one."""
+    """The version a target names (`v12`, `results/v12/metrics.json`, a run's
+    `results/eos/v12/metrics.json`), if it names one."""
     parts = token.split("/")
-    name = parts[1] if parts[0] == "results" and len(parts) > 2 else token
-    return name if re.fullmatch(r"v\d*", name) else None
+    names = parts[1:-1] if parts[0] == "results" else [token]
+    return next((name for name in names if re.fullmatch(r"v\d*", name)), None)
 
 
 def _is_template(argv: list[str]) -> bool:

@@ -1,7 +1,8 @@
 """Runs a user can trust when something goes wrong (docs/insights.md, "A version that fails").
 
-- A training that crashes is a failed version: with `--keep-going` the insights still run and
-  show it ❌ Failed beside the others, instead of the old report describing an old run.
+- A training that crashes is a failed version, and so is one whose job fails (killed after its
+  retries): with `--keep-going` the insights are still written and show both ❌ Failed beside
+  the others, instead of the old report describing an old run.
 - A forced retraining that was interrupted leaves the version's later outputs behind; a plain
   rerun must redo training, predictions and insights, not report "Nothing to be done".
 """
@@ -34,21 +35,30 @@ versions:
 TARGETS = ["results/insights.md", "results/summary.csv"]
 
 
-def test_crashed_training_is_a_failed_row_of_the_report(snakemake, rundir: Path) -> None:
-    (rundir / "failing.yaml").write_text(LAYER)
+def test_failed_versions_are_failed_rows_of_the_report(snakemake, rundir: Path) -> None:
+    """v12's training crashes (a recorded failure, exit 0); v14's job fails outright, as a
+    job killed after its last retry does (a file where its state folder goes: OSError). With
+    --keep-going the run fails, and the insights are written anyway, both ❌ Failed."""
+    (rundir / "failing.yaml").write_text(LAYER.replace("[v7, v12]", "[v7, v12, v14]"))
+    (rundir / ".state").mkdir()
+    (rundir / ".state/v14").write_text("not a folder")
     run = snakemake("--cores", "2", "--keep-going", "--configfile", "failing.yaml", timeout=900)
-    assert run.returncode == 0, run.stdout[-5000:]
+    assert run.returncode != 0, run.stdout[-5000:]
+    assert "Writing results/insights.md anyway, v14 unfinished." in run.stdout, run.stdout[-5000:]
 
     record = json.loads((rundir / "results/v12/training.json").read_text())
     assert record["status"] == "failed"
     assert record["error"], record
     assert "Traceback" in (rundir / "logs/train/v12.log").read_text()
+    assert not (rundir / "results/v14/training.json").exists()
     summary = pd.read_csv(rundir / "results/summary.csv", index_col="version")
-    assert set(summary.index) == {"v7", "v12"}
+    assert set(summary.index) == {"v7", "v12", "v14"}
     assert "Failed" in summary.loc["v12", "status"]
+    assert "Failed" in summary.loc["v14", "status"]
     assert "Failed" not in summary.loc["v7", "status"]
     report = (rundir / "results/insights.md").read_text()
     assert any("v12" in line and "❌ Failed" in line for line in report.splitlines())
+    assert "- ❌ v14: no outputs: a job of it failed or did not run" in report
 
 
 def test_interrupted_forced_retraining_is_redone_by_a_plain_rerun(snakemake, rundir: Path) -> None:

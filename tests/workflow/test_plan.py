@@ -23,7 +23,7 @@ from edtrain.config import resolve_version
 from edtrain.dataset.discover import chunk_of
 
 REPO = Path(__file__).resolve().parents[2]
-ALL_VERSIONS = [f"v{i}" for i in range(7, 16)]
+ALL_VERSIONS = [f"v{i}" for i in range(7, 17)]
 DATA_RULES = {"simulate", "chunk", "assemble"}
 GPU_RULES = {"train", "hyperopt_trial"}
 VERSION_RULES = {"version_config", "train", "predict"}
@@ -33,6 +33,7 @@ VERSION_RULES = {"version_config", "train", "predict"}
 class Job:
     rule: str
     outputs: list[str] = field(default_factory=list)
+    logs: list[str] = field(default_factory=list)
     wildcards: dict[str, str] = field(default_factory=dict)
     resources: dict[str, str] = field(default_factory=dict)
     threads: int = 1
@@ -52,6 +53,8 @@ def planned_jobs(listing: str) -> list[Job]:
             key, value = match.groups()
             if key == "output":
                 jobs[-1].outputs = value.split(", ")
+            elif key == "log":
+                jobs[-1].logs = value.split(", ")
             elif key == "wildcards":
                 jobs[-1].wildcards = _pairs(value)
             elif key == "resources":
@@ -79,6 +82,28 @@ def test_a_version_target_plans_that_version_and_its_data_only(snakemake) -> Non
         assert out.startswith(
             ("results/v12/", "results/datasets/synthetic/", "results/chunks/synthetic/")
         ) or out in {"results/production/eos", "results/production/production.json"}, out
+
+
+def test_runs_of_different_configs_never_share_a_file(snakemake, rundir: Path) -> None:
+    # a demo run has begun; a plain `snakemake -n v12` plans the unnamed run, beside it
+    made = snakemake(
+        "--cores", "1", "results/demo/v14/config.json", "--configfile", "config/demo.yaml"
+    )  # fmt: skip
+    assert made.returncode == 0, made.stdout
+    assert (rundir / "results/demo/v14/config.json").is_file()
+    plain = snakemake("-n", "-p", "v12")
+    assert plain.returncode == 0, plain.stdout
+    demo = snakemake("-n", "-p", "v12", "--configfile", "config/demo.yaml")
+    assert demo.returncode == 0, demo.stdout
+    for listing, inside in ((plain.stdout, False), (demo.stdout, True)):
+        jobs = planned_jobs(listing)
+        assert {"simulate", "train", "predict"} <= {job.rule for job in jobs}
+        files = [path for job in jobs for path in (*job.outputs, *job.logs)]
+        assert files and all(
+            path.startswith(("results/demo/", "logs/demo/")) == inside for path in files
+        ), files
+        assert ("--state-dir .state/demo/v12" in listing) == inside
+    assert "--state-dir .state/v12" in plain.stdout
 
 
 def test_a_version_file_target_plans_that_version_only(snakemake) -> None:

@@ -23,6 +23,7 @@ from edtrain.pipeline import ImageBatches
 
 BACKUP_DIR = "backup"
 BEST_CHECKPOINT = "best.keras"
+PARTIAL_CHECKPOINT = "next-best.keras"  # written, then renamed to BEST_CHECKPOINT
 HISTORY = "history.csv"
 RESUME_STATE = "resume.json"
 
@@ -81,6 +82,41 @@ class NanGuard(keras.callbacks.TerminateOnNaN):
             self.nan_epoch = epoch
 
 
+class AtomicBackup(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore whose backup a kill cannot leave half-written.
+
+    Keras writes the weights in place, so a job killed while writing them (a batch system's
+    time limit, at the end of an epoch of a big model) leaves a file h5py cannot open, and the
+    resume fails. Written beside it and renamed over it (a rename is atomic), the backup is
+    always the last complete one; a kill between the two renames costs one epoch's repeat.
+    """
+
+    def _save_model(self):
+        backup = Path(self.backup_dir)
+        backup.mkdir(parents=True, exist_ok=True)
+        weights = backup / "next.weights.h5"
+        self.model.save_weights(str(weights), overwrite=True)
+        metadata = backup / "training_metadata.next"
+        metadata.write_text(
+            json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen})
+        )
+        os.replace(weights, self._weights_path)
+        os.replace(metadata, self._training_metadata_path)
+
+
+class AtomicCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that writes beside ``path`` and renames over it (see AtomicBackup)."""
+
+    def __init__(self, path: Path, **kwargs: Any) -> None:
+        self.path = Path(path)
+        super().__init__(str(self.path.with_name(PARTIAL_CHECKPOINT)), **kwargs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if Path(self.filepath).exists():
+            os.replace(self.filepath, self.path)
+
+
 class ResumeState(keras.callbacks.Callback):
     """Saves and restores the run state that BackupAndRestore leaves out (see module doc).
 
@@ -91,10 +127,10 @@ class ResumeState(keras.callbacks.Callback):
     def __init__(
         self,
         path: Path,
-        backup: keras.callbacks.BackupAndRestore,
+        backup: AtomicBackup,
         early_stopping: keras.callbacks.EarlyStopping,
         reduce_lr: keras.callbacks.ReduceLROnPlateau,
-        checkpoint: keras.callbacks.ModelCheckpoint,
+        checkpoint: AtomicCheckpoint,
         nan_guard: NanGuard,
     ) -> None:
         super().__init__()
@@ -120,9 +156,9 @@ class ResumeState(keras.callbacks.Callback):
         rlr.cooldown_counter = state["rlr_cooldown"]
         self.checkpoint.best = state["best"]
         self.nan_guard.nan_epoch = state["nan_epoch"]
-        if es.restore_best_weights and Path(self.checkpoint.filepath).exists():
+        if es.restore_best_weights and self.checkpoint.path.exists():
             es.best_weights = keras.saving.load_model(
-                self.checkpoint.filepath, compile=False
+                self.checkpoint.path, compile=False
             ).get_weights()
         for variable, value in zip(self._seed_states(), state["seed_states"], strict=True):
             variable.assign(np.asarray(value, dtype=variable.dtype))
@@ -169,13 +205,13 @@ def build_callbacks(
         min_lr=rlr_cfg.get("min_lr", 1e-6),
     )
     # A threshold of +inf keeps a non-finite first val_loss from becoming "the best".
-    checkpoint = keras.callbacks.ModelCheckpoint(
-        str(state_dir / BEST_CHECKPOINT),
+    checkpoint = AtomicCheckpoint(
+        state_dir / BEST_CHECKPOINT,
         monitor="val_loss",
         save_best_only=True,
         initial_value_threshold=math.inf,
     )
-    backup = keras.callbacks.BackupAndRestore(str(state_dir / BACKUP_DIR))
+    backup = AtomicBackup(str(state_dir / BACKUP_DIR))
     resume = ResumeState(
         state_dir / RESUME_STATE, backup, early_stopping, reduce_lr, checkpoint, nan_guard
     )

@@ -32,11 +32,9 @@ from edtrain.dataset.discover import chunk_listings
 from edtrain.dataset.storage import is_url
 from edtrain.formats.columns import IMAGE_SHAPE
 
-RESULTS = "results"
-PRODUCTION_DIR = f"{RESULTS}/production"
-# The EOS-style tree `edtrain simulate --out PRODUCTION_DIR` writes (next to production.json),
-# and which folder of it each synthetic layout reads (the folder names used on EOS).
-PRODUCTION_TREE = f"{PRODUCTION_DIR}/eos"
+# The EOS-style tree `edtrain simulate --out <production>` writes under <production>/eos (next
+# to production.json), and which folder of it each synthetic layout reads (EOS's names).
+PRODUCTION_TREE = "eos"
 SYNTHETIC_PREFIX = f"{PRODUCTION_TREE}/user/e/evilla/dune/sn-tps/production_es"
 SYNTHETIC_LAYOUTS = {
     "flat": "cluster_images_nov11",
@@ -113,8 +111,25 @@ def dataset_name(config: Mapping[str, Any]) -> str:
     return str(config["data"]["source"])
 
 
+def run_dir(config: Mapping[str, Any], root: str = "results") -> str:
+    """This run's folder under ``root`` (results, logs, .state): ``root/<run.name>``, or
+    ``root`` itself for the unnamed run. Runs of different configs never share a file."""
+    name = config["run"]["name"]
+    return f"{root}/{name}" if name else root
+
+
+def production_dir(config: Mapping[str, Any]) -> str:
+    """Where the workflow writes the synthetic production (production.json, the EOS tree)."""
+    return f"{run_dir(config)}/production"
+
+
+def synthetic_prefix(config: Mapping[str, Any]) -> str:
+    """The synthetic production's folder that holds its layouts and its truth."""
+    return f"{production_dir(config)}/{SYNTHETIC_PREFIX}"
+
+
 def dataset_dir(config: Mapping[str, Any]) -> str:
-    return f"{RESULTS}/datasets/{dataset_name(config)}"
+    return f"{run_dir(config)}/datasets/{dataset_name(config)}"
 
 
 def _scale_width(value: int, factor: float) -> int:
@@ -182,7 +197,7 @@ def chunk_inputs(config: Mapping[str, Any]) -> list[str]:
     data = config["data"]
     if data["source"] == "synthetic":
         layout = SYNTHETIC_LAYOUTS[data["synthetic"]["layout"]]
-        return [f"{SYNTHETIC_PREFIX}/{layout}"]
+        return [f"{synthetic_prefix(config)}/{layout}"]
     return [_expand(d) for d in data["directories"]]
 
 

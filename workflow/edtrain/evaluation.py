@@ -79,6 +79,8 @@ def main(args: argparse.Namespace) -> int:
         frame=config["input"]["frame"],
         trained=record["status"] != "failed",
     )
+    if config["loss"] == "vmf":  # the output's length is the predicted concentration κ
+        predictions["kappa"] = np.linalg.norm(predictions["test_predictions"], axis=-1)
     if args.truth:
         predictions["oracle_dir"] = oracle_directions(
             args.truth, predictions["basename"], predictions["event"], predictions["match_id"]
@@ -170,7 +172,8 @@ def oracle_directions(
 
 def score(predictions: dict[str, np.ndarray], version: str, test_set_hash: str) -> dict[str, Any]:
     """metrics.json: the summary, sign agreement and per-energy statistics of the test-set
-    angular errors, and with ``oracle_dir`` the oracle on the same samples.
+    angular errors; with ``kappa`` (vmf versions) the check of those uncertainties; with
+    ``oracle_dir`` the oracle on the same samples.
 
     Undefined statistics (empty energy bins, a failed version) are written as null (JSON has
     no NaN).
@@ -184,6 +187,10 @@ def score(predictions: dict[str, np.ndarray], version: str, test_set_hash: str) 
         **metrics.sign_agreement(pred, true),
         "by_energy": metrics.by_energy(errors, predictions["energy_mev"]),
     }
+    if "kappa" in predictions:
+        result["uncertainty"] = metrics.uncertainty(
+            errors, predictions["kappa"], predictions["energy_mev"]
+        )
     if "oracle_dir" in predictions:
         result["oracle"] = metrics.oracle_comparison(
             pred, true, predictions["oracle_dir"], predictions["energy_mev"]

@@ -74,11 +74,49 @@ def hybrid_loss(y_true, y_pred):
     return theta + (1.0 - ops.cos(theta))
 
 
+# log(sinh κ / κ): its series below _SERIES_BELOW, the exact form above (docs/training.md).
+_SERIES_BELOW = 0.5
+_LOG_4PI = 2.5310242469692907
+
+
+def log_sinhc(kappa):
+    """log(sinh κ / κ) for κ ≥ 0, finite with finite gradient for every float32 κ.
+
+    The direct form overflows (sinh κ) near κ ≈ 89 in float32 and is 0/0 at κ = 0. Each branch
+    is evaluated on inputs clamped to its own range, so the branch not taken is finite too (a
+    NaN there would still poison the gradient through ``where``)."""
+    small = ops.minimum(kappa, _SERIES_BELOW)
+    k2 = ops.square(small)
+    series = k2 / 6.0 - ops.square(k2) / 180.0 + k2 * ops.square(k2) / 2835.0
+    large = ops.maximum(kappa, _SERIES_BELOW)
+    exact = large - 0.6931471805599453 + ops.log(-ops.expm1(-2.0 * large)) - ops.log(large)
+    return ops.where(kappa < _SERIES_BELOW, series, exact)
+
+
+def concentration(y_pred):
+    """The vMF concentration κ of a raw 3-vector output: its length (IceCube's convention)."""
+    v = ops.cast(y_pred, "float32")
+    return ops.sqrt(ops.sum(ops.square(v), axis=-1) + _EPS_SQUARED)
+
+
+@keras.saving.register_keras_serializable(package="edtrain")
+def vmf_loss(y_true, y_pred):
+    """Negative log-likelihood of the truth under a von Mises–Fisher distribution on the
+    sphere whose mean is the prediction's direction and whose concentration κ is its length.
+
+    NLL = log 4π + log(sinh κ / κ) − κ cos θ; ∂NLL/∂κ = coth κ − 1/κ − cos θ, zero when the
+    mean cosine of the predicted distribution equals the observed one: κ is calibrated by the
+    loss itself, and the direction's gradient is weighted by how sure the network is."""
+    kappa = concentration(y_pred)
+    return _LOG_4PI + log_sinhc(kappa) - kappa * cosine(y_true, y_pred)
+
+
 LOSSES: dict[str, LossFn] = {
     "cosine": cosine_loss,
     "angular": angular_loss,
     "focal_angular": focal_angular_loss,
     "hybrid": hybrid_loss,
+    "vmf": vmf_loss,
 }
 
 

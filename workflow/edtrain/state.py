@@ -33,7 +33,16 @@ MODEL = "model.keras"
 RECORD = "training.json"  # written last: its presence marks a finished run
 # Everything training writes here. Discarding removes only these: the directory may also hold
 # the lock and other tools' files (hyperopt trial state lives in a subfolder of .state/<v>).
-OWNED = (cb.BACKUP_DIR, cb.BEST_CHECKPOINT, cb.HISTORY, cb.RESUME_STATE, MODEL, RECORD, IDENTITY)
+OWNED = (
+    cb.BACKUP_DIR,
+    cb.BEST_CHECKPOINT,
+    cb.PARTIAL_CHECKPOINT,
+    cb.HISTORY,
+    cb.RESUME_STATE,
+    MODEL,
+    RECORD,
+    IDENTITY,
+)
 
 
 class StateBusy(RuntimeError):

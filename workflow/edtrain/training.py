@@ -43,6 +43,7 @@ from edtrain.device import (
     describe_device,
     require_gpu,
 )
+from edtrain.exit_status import NO_GPU, STATE_BUSY
 from edtrain.frame import reflect
 from edtrain.losses import get_loss
 from edtrain.model import build_model
@@ -52,7 +53,6 @@ from edtrain.splits import select_version
 log = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-NO_GPU, STATE_BUSY = 2, 3  # exit statuses (module docstring)
 SPLIT_COLUMNS = ["key_hash", "rank", "label_x", "label_y", "label_z", "drift_side"]
 
 

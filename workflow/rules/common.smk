@@ -1,15 +1,15 @@
 # Names and input functions shared by the rules; the logic behind them is edtrain.config.
 import json
 import shutil
+import subprocess
+from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake_interface_executor_plugins.settings import DeploymentMethod
 
 from edtrain.config import (
     IGNORED_KEYS,
-    PRODUCTION_DIR,
     PRODUCTION_TREE,
-    RESULTS,
     check_models,
     check_paths,
     check_selection,
@@ -19,7 +19,9 @@ from edtrain.config import (
     dataset_definition,
     dataset_dir,
     dataset_name,
+    production_dir,
     resolve_version,
+    run_dir,
     run_versions,
     strict_flag,
     without,
@@ -43,6 +45,11 @@ if shutil.which("edtrain") is None and not (
         " `pip install -e .`, or run with `--sdm conda`"
     )
 
+# This run's folders (run.name): another config's commands never plan over them.
+RESULTS = run_dir(config)
+LOGS = run_dir(config, "logs")
+STATE = run_dir(config, ".state")
+PRODUCTION_DIR = production_dir(config)
 VERSIONS = list(config["versions"])
 RUN_VERSIONS = run_versions(config)
 DATASET = dataset_dir(config)
@@ -114,3 +121,23 @@ def all_targets():
     if SYNTHETIC:
         targets.append(f"{PRODUCTION_DIR}/gallery.png")
     return targets
+
+
+def insights_despite_failures():
+    """Failed jobs (a training killed after its last retry, a crash) leave rule insights
+    without inputs, so it never runs and an old insights.md goes on describing old results.
+    With --keep-going (the cluster profiles'), when this run was to make the insights, write
+    them anyway: the rule's command, each version with an unfinished job marked ❌ Failed
+    and its folder left unread (docs/insights.md)."""
+    dag = workflow.dag
+    job = next((j for j in dag.jobs if j.rule.name == "insights"), None) if dag else None
+    if not workflow.execution_settings.keep_going or job is None or dag.finished(job):
+        return
+    pending = {j.wildcards.get("version") for j in dag.needrun_jobs() if j is not job}
+    unfinished = [v for v in RUN_VERSIONS if v in pending]
+    Path(job.log[0]).parent.mkdir(parents=True, exist_ok=True)
+    print(f"Writing {job.output.md} anyway, {', '.join(unfinished) or 'no version'} unfinished.")
+    # the options go after the rule's redirection, which the shell allows
+    command = f"{job.shellcmd} --unfinished {' '.join(unfinished)}" if unfinished else job.shellcmd
+    if subprocess.run(command, shell=True, check=False).returncode != 0:
+        print(f"Could not write the insights: see {job.log[0]}.")

@@ -9,7 +9,7 @@ rule chunk:
     output:
         directory(f"{CHUNK_DIR}/{{chunk}}"),
     log:
-        f"logs/dataset/{dataset_name(config)}_chunk{{chunk}}.log",
+        f"{LOGS}/dataset/{dataset_name(config)}_chunk{{chunk}}.log",
     params:
         inputs=chunk_inputs(config),
         chunks=config["data"]["chunks"],
@@ -32,7 +32,7 @@ rule assemble:
         samples=f"{DATASET}/samples.parquet",
         manifest=f"{DATASET}/manifest.json",
     log:
-        f"logs/dataset/{dataset_name(config)}_assemble.log",
+        f"{LOGS}/dataset/{dataset_name(config)}_assemble.log",
     params:
         out=subpath(output.manifest, parent=True),
         test_fraction=config["data"]["test_fraction"],

@@ -1,10 +1,10 @@
 # Per version: predictions on the common test set and their angular-error metrics; for a
 # synthetic production also the oracle of each sample, read from the production's truth files.
 
-from edtrain.config import SYNTHETIC_PREFIX
+from edtrain.config import synthetic_prefix
 
 # edtrain.simulation.production.TRUTH_DIR under the synthetic tree
-TRUTH = f"{SYNTHETIC_PREFIX}/truth"
+TRUTH = f"{synthetic_prefix(config)}/truth"
 
 
 rule predict:
@@ -23,7 +23,7 @@ rule predict:
         predictions=f"{RESULTS}/{{version}}/predictions.npz",
         metrics=f"{RESULTS}/{{version}}/metrics.json",
     log:
-        "logs/evaluate/{version}.log",
+        f"{LOGS}/evaluate/{{version}}.log",
     params:
         dataset=subpath(input.manifest, parent=True),
         truth=f"--truth {TRUTH}" if SYNTHETIC else "",

@@ -4,7 +4,7 @@
 from edtrain.hyperopt import plan as hyperopt_plan
 
 HYPEROPT_VERSIONS = hyperopt_plan.version_pattern(config)
-HYPEROPT_TRIAL = f"{RESULTS}/{{version}}/hyperopt/round{{round}}/trial{{trial}}"
+HYPEROPT_TRIAL = hyperopt_plan.trial_dir(config, "{version}", "{round}", "{trial}")
 
 
 # The searching versions' config.json comes from the search, not from version_config.
@@ -15,7 +15,7 @@ rule hyperopt_base_config:
     output:
         f"{RESULTS}/{{version}}/hyperopt/base_config.json",
     log:
-        "logs/hyperopt/{version}/base_config.log",
+        f"{LOGS}/hyperopt/{{version}}/base_config.log",
     params:
         result=search_config,
     wildcard_constraints:
@@ -33,7 +33,7 @@ rule hyperopt_propose:
         config=f"{HYPEROPT_TRIAL}/config.json",
         params=f"{HYPEROPT_TRIAL}/params.json",
     log:
-        "logs/hyperopt/{version}/round{round}/trial{trial}/propose.log",
+        f"{LOGS}/hyperopt/{{version}}/round{{round}}/trial{{trial}}/propose.log",
     wildcard_constraints:
         version=HYPEROPT_VERSIONS,
         round=r"\d+",
@@ -59,11 +59,11 @@ rule hyperopt_trial:
     output:
         f"{HYPEROPT_TRIAL}/result.json",
     log:
-        "logs/hyperopt/{version}/round{round}/trial{trial}/train.log",
+        f"{LOGS}/hyperopt/{{version}}/round{{round}}/trial{{trial}}/train.log",
     params:
         dataset=subpath(input.manifest, parent=True),
         out_dir=subpath(output[0], parent=True),
-        state_dir=".state/{version}/hyperopt/round{round}/trial{trial}",
+        state_dir=f"{STATE}/{{version}}/hyperopt/round{{round}}/trial{{trial}}",
     wildcard_constraints:
         version=HYPEROPT_VERSIONS,
         round=r"\d+",
@@ -106,7 +106,7 @@ rule hyperopt_select:
             subcategory="{version}",
         ),
     log:
-        "logs/hyperopt/{version}/select.log",
+        f"{LOGS}/hyperopt/{{version}}/select.log",
     wildcard_constraints:
         version=HYPEROPT_VERSIONS,
     localrule: True
@@ -125,7 +125,7 @@ rule hyperopt_apply:
     output:
         f"{RESULTS}/{{version}}/config.json",
     log:
-        "logs/hyperopt/{version}/apply.log",
+        f"{LOGS}/hyperopt/{{version}}/apply.log",
     wildcard_constraints:
         version=HYPEROPT_VERSIONS,
     localrule: True

@@ -4,10 +4,10 @@
 rule simulate:
     output:
         # the tree is declared so that a re-run starts from an empty one (no stale files)
-        tree=directory(PRODUCTION_TREE),
+        tree=directory(f"{PRODUCTION_DIR}/{PRODUCTION_TREE}"),
         record=PRODUCTION,
     log:
-        "logs/production/simulate.log",
+        f"{LOGS}/production/simulate.log",
     params:
         out=subpath(output.record, parent=True),
         files=config["data"]["synthetic"]["files"],
@@ -33,7 +33,7 @@ rule gallery:
             category="Production",
         ),
     log:
-        "logs/production/gallery.log",
+        f"{LOGS}/production/gallery.log",
     params:
         production=subpath(input[0], parent=True),
     conda:

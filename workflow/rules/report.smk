@@ -27,7 +27,7 @@ rule insights:
             category="Plots",
         ),
     log:
-        "logs/report/insights.log",
+        f"{LOGS}/report/insights.log",
     params:
         results_dir=subpath(output.md, parent=True),
         versions=RUN_VERSIONS,

@@ -6,7 +6,7 @@ rule version_config:
     output:
         f"{RESULTS}/{{version}}/config.json",
     log:
-        "logs/config/{version}.log",
+        f"{LOGS}/config/{{version}}.log",
     params:
         # only what can change the training: config.json keeps a stale description until
         # something else rewrites it, and a new description retrains nothing
@@ -34,14 +34,15 @@ rule train:
         history=f"{RESULTS}/{{version}}/history.csv",
         record=f"{RESULTS}/{{version}}/training.json",
     log:
-        "logs/train/{version}.log",
+        f"{LOGS}/train/{{version}}.log",
     params:
         dataset=subpath(input.manifest, parent=True),
         out_dir=subpath(output.model, parent=True),
+        state_dir=f"{STATE}/{{version}}",
     threads: 2
     conda:
         "../../envs/gpu.yaml"
     shell:
         # Resumable state lives outside the outputs, so a preempted job continues.
         "edtrain train --dataset {params.dataset} --config {input.config}"
-        " --out-dir {params.out_dir} --state-dir .state/{wildcards.version} > {log} 2>&1"
+        " --out-dir {params.out_dir} --state-dir {params.state_dir} > {log} 2>&1"

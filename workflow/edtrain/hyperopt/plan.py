@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from edtrain.config import RESULTS, resolve_version
+from edtrain.config import resolve_version, run_dir
 from edtrain.hyperopt import space
 
 
@@ -37,8 +37,8 @@ def version_pattern(config: Mapping[str, Any]) -> str:
     return "|".join(re.escape(v) for v in names) if names else "(?!)"
 
 
-def trial_dir(version: str, round_: int, trial: int) -> str:
-    return f"{RESULTS}/{version}/hyperopt/round{round_}/trial{trial}"
+def trial_dir(config: Mapping[str, Any], version: str, round_: int | str, trial: int | str) -> str:
+    return f"{run_dir(config)}/{version}/hyperopt/round{round_}/trial{trial}"
 
 
 def results(config: Mapping[str, Any], version: str, before: int | None = None) -> list[str]:
@@ -46,7 +46,7 @@ def results(config: Mapping[str, Any], version: str, before: int | None = None) 
     hopt = settings(config, version)
     rounds = int(hopt["rounds"]) if before is None else int(before)
     return [
-        f"{trial_dir(version, r, t)}/result.json"
+        f"{trial_dir(config, version, r, t)}/result.json"
         for r in range(rounds)
         for t in range(int(hopt["trials_per_round"]))
     ]

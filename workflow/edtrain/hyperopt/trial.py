@@ -11,23 +11,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+from edtrain.exit_status import NOT_HERE
 from edtrain.hyperopt import record
 from edtrain.hyperopt.propose import settings
 
 log = logging.getLogger(__name__)
 
-# `edtrain train`'s exit status for "require_gpu set and no GPU visible": a placement
-# problem, so the job fails and is retried elsewhere instead of recording the trial.
-NO_GPU = 2
 
+class NotHereError(RuntimeError):
+    """The trial could not run here (no GPU, its state busy): nothing about its parameters."""
 
-class NoGpuError(RuntimeError):
-    """The trial could not run here; it says nothing about its parameters."""
+    def __init__(self, message: str, returncode: int) -> None:
+        super().__init__(message)
+        self.returncode = returncode
 
 
 def run_training(argv: list[str]) -> int:
@@ -35,24 +35,13 @@ def run_training(argv: list[str]) -> int:
     return subprocess.run(["edtrain", "train", *argv], check=False).returncode
 
 
-def claim_state(state_dir: Path, config_text: str) -> None:
-    """Resume only the same trial: state left by other parameters (the trial was re-proposed
-    after an earlier result changed) would restore weights of another model."""
-    marker = state_dir / "trial_config.json"
-    if marker.exists() and marker.read_text() != config_text:
-        shutil.rmtree(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    marker.write_text(config_text)
-
-
 def run(
     dataset: Path, config: Path, params: Path, out_dir: Path, state_dir: Path
 ) -> dict[str, Any]:
-    """Train the trial and build its record."""
+    """Train the trial and build its record. A trial re-proposed with other parameters
+    finds its state discarded by ``edtrain train`` (edtrain.state: another config)."""
     trial = json.loads(params.read_text())
-    config_text = config.read_text()
-    objective = settings(json.loads(config_text))["objective"]
-    claim_state(state_dir, config_text)
+    objective = settings(json.loads(config.read_text()))["objective"]
     out_dir.mkdir(parents=True, exist_ok=True)
     # a rerun must not score the previous attempt's outputs (training rewrites both)
     for name in ("training.json", "history.csv"):
@@ -64,8 +53,11 @@ def run(
         "--state-dir": state_dir,
     }
     returncode = run_training([str(x) for pair in flags.items() for x in pair])
-    if returncode == NO_GPU:
-        raise NoGpuError(f"edtrain train found no GPU for {trial['id']}")
+    if returncode in NOT_HERE:
+        raise NotHereError(
+            f"edtrain train could not run {trial['id']} here (exit {returncode}: see above)",
+            returncode,
+        )
     training = record.read_json(out_dir / "training.json")
     history = record.read_history(out_dir / "history.csv")
     value, reason = record.score(objective, training, history)
@@ -101,9 +93,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     try:
         result = run(args.dataset, args.config, args.params, args.out_dir, args.state_dir)
-    except NoGpuError as err:
+    except NotHereError as err:
         log.error("%s", err)
-        return NO_GPU
+        return err.returncode
     if result["score"] is None:
         log.warning("%s recorded as failed: %s", result["id"], result["reason"])
     else:

@@ -39,6 +39,13 @@ def positive_int(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results-dir", type=Path, required=True)
     parser.add_argument("--versions", nargs="+", required=True, help="in report order")
+    parser.add_argument(
+        "--unfinished",
+        nargs="+",
+        default=[],
+        metavar="VERSION",
+        help="versions whose jobs failed or did not run: ❌ Failed, their files left unread",
+    )
     parser.add_argument("--out-md", type=Path, required=True)
     parser.add_argument("--out-csv", type=Path, required=True, help="summary, a row per version")
     parser.add_argument("--plots-dir", type=Path, required=True)
@@ -91,7 +98,7 @@ def summary_csv(table: pd.DataFrame, pointing: dict[str, Pointing]) -> pd.DataFr
 
 
 def build_report(args: argparse.Namespace) -> Report:
-    runs = [load_run(args.results_dir, v) for v in args.versions]
+    runs = [load_run(args.results_dir, v, v in args.unfinished) for v in args.versions]
     for run in runs:
         if run.missing:
             log.info("%s: missing %s", run.name, ", ".join(run.missing))

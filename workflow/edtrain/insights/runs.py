@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from edtrain.metrics import angular_error_deg, oracle_comparison
+from edtrain.metrics import angular_error_deg, oracle_comparison, uncertainty
 
 LOSS_COLUMNS = ("loss", "val_loss")
 
@@ -69,6 +69,15 @@ class Run:
         return oracle_comparison(
             p["test_predictions"], p["test_true"], p["oracle_dir"], p["energy_mev"]
         )
+
+    @cached_property
+    def uncertainty(self) -> dict[str, Any] | None:
+        """The κ check of metrics.json (``metrics.uncertainty``), recomputed from the
+        predictions where they carry κ (vmf versions); None without a κ."""
+        p = self.predictions
+        if p is None or "kappa" not in p:
+            return self.metrics.get("uncertainty")
+        return uncertainty(self.errors, p["kappa"], p["energy_mev"])
 
     @property
     def frame(self) -> str | None:
@@ -127,8 +136,9 @@ def _read_predictions(path: Path, run: Run) -> dict[str, np.ndarray] | None:
         return {key: npz[key] for key in npz.files}
 
 
-def load_run(results_dir: Path, name: str) -> Run:
-    """Read results_dir/name; absent files are listed in ``Run.missing``."""
+def load_run(results_dir: Path, name: str, unfinished: bool = False) -> Run:
+    """Read results_dir/name; absent files are listed in ``Run.missing``. An ``unfinished``
+    version (its jobs failed or did not run) keeps only its config: the rest is not its."""
     folder = Path(results_dir) / name
     run = Run(name=name)
     run.config = _read_json(folder / "config.json", run)
@@ -144,4 +154,7 @@ def load_run(results_dir: Path, name: str) -> Run:
     run.predictions = _read_predictions(folder / "predictions.npz", run)
     if run.training_status == "failed":  # no finite model: its predictions are NaN stand-ins
         run.predictions = None
+    if unfinished or (not run.training and run.legacy is None):
+        # no training of this run: what is left in the folder is an earlier run's
+        run.training, run.metrics, run.history, run.predictions = {}, {}, None, None
     return run

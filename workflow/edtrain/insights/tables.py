@@ -77,10 +77,18 @@ def version_metrics(run: Run, boot: Bootstrap) -> dict[str, float]:
     return out
 
 
+# A version without a training record: a job of it failed (e.g. killed after its retries) or
+# was never run, and the insights were written anyway (the workflow's onerror handler).
+NO_OUTPUTS = "no outputs: a job of it failed or did not run"
+NO_SCORE = ("crashed", "no score", NO_OUTPUTS)
+
+
 def _failure(
     run: Run, mean: float, base: Run | None, base_mean: float, rules: StatusRules, boot: Bootstrap
 ) -> str:
     """Why a version counts as failed; empty if it does not."""
+    if not run.training and not run.imported:
+        return NO_OUTPUTS
     if run.training_status == "failed" or not np.isfinite(mean):
         return "crashed" if run.training_status == "failed" else "no score"
     if base is None or base.name == run.name or not np.isfinite(base_mean):

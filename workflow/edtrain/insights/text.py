@@ -12,8 +12,8 @@ from edtrain.insights.compare import Comparison
 from edtrain.insights.findings import SizeGroup, improvement
 from edtrain.insights.pointing import Pointing
 from edtrain.insights.runs import Run, samples_label
-from edtrain.insights.tables import Bootstrap, StatusRules
-from edtrain.metrics import FLIP_FOLDED_MAX_DEG, SIGN_MIN_ABS
+from edtrain.insights.tables import NO_SCORE, Bootstrap, StatusRules
+from edtrain.metrics import CONE_LEVELS, CONFIDENT_SHARES, FLIP_FOLDED_MAX_DEG, SIGN_MIN_ABS
 from edtrain.stats import PowerLaw
 
 # Losses built on arccos of the cosine: the ones whose naive gradient diverges at |cos| = 1.
@@ -51,8 +51,8 @@ def samples_cell(row: pd.Series) -> str:
     return label
 
 
-def deg(value: float, decimals: int = 2) -> str:
-    return f"{value:.{decimals}f}°" if np.isfinite(value) else "—"
+def deg(value: float | None, decimals: int = 2) -> str:
+    return f"{value:.{decimals}f}°" if value is not None and np.isfinite(value) else "—"
 
 
 def with_interval(value: float, lo: float, hi: float) -> str:
@@ -132,8 +132,17 @@ def performance_summary(r: Report) -> list[str]:
     return lines
 
 
-def percent(value: float, decimals: int = 1) -> str:
-    return f"{100 * value:.{decimals}f} %" if np.isfinite(value) else "—"
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table's lines; a ``|`` inside a cell is escaped."""
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return [line(header), "|" + "|".join("---" for _ in header) + "|", *map(line, rows)]
+
+
+def percent(value: float | None, decimals: int = 1) -> str:
+    return f"{100 * value:.{decimals}f} %" if value is not None and np.isfinite(value) else "—"
 
 
 def diagnostics_section(r: Report) -> list[str]:
@@ -194,6 +203,62 @@ def diagnostics_section(r: Report) -> list[str]:
             "exactly those samples, and the ratio is version / oracle.",
         ]
     return lines
+
+
+def uncertainty_section(r: Report) -> list[str]:
+    """For versions that predict a per-event concentration κ (loss vmf): are their cones right
+    (share of test electrons inside the predicted 68 % / 90 % cone, overall and per energy),
+    and what a cut on κ buys (68 % containment of the most confident shares)."""
+    blocks = {run.name: run.uncertainty for run in r.runs if run.uncertainty}
+    levels = [f"{100 * q:g} %" for q in CONE_LEVELS]
+    shares = [f"{100 * s:g} %" for s in sorted(CONFIDENT_SHARES, reverse=True)]
+    header = [
+        "Version",
+        "Median κ",
+        *(f"Inside {level} cone" for level in levels),
+        "68 % (all)",
+        *(f"68 % (top {share} κ)" for share in shares),
+    ]
+    rows = [
+        [
+            name,
+            _number(b["median_kappa"], "{:.1f}"),
+            *(percent(b[f"cover_{round(100 * q)}"]) for q in CONE_LEVELS),
+            deg(r.table.loc[name, "q68_deg"]),
+            *(
+                deg(b[f"q68_deg_top{round(100 * s)}"])
+                for s in sorted(CONFIDENT_SHARES, reverse=True)
+            ),
+        ]
+        for name, b in blocks.items()
+    ]
+    first = next(iter(blocks.values()))["by_energy"]
+    counted = [
+        i for i, row in enumerate(first) if any(b["by_energy"][i]["n"] for b in blocks.values())
+    ]
+    energy_rows = [
+        [
+            f"{first[i]['e_lo_mev']:g}–{first[i]['e_hi_mev']:g} MeV",
+            *(
+                f"{percent(b['by_energy'][i]['cover_68'], 0)} of {b['by_energy'][i]['n']}"
+                for b in blocks.values()
+            ),
+        ]
+        for i in counted
+    ]
+    return [
+        "## Per-Event Uncertainty",
+        "",
+        "Versions trained with the vmf loss predict a concentration κ per event: a cone around "
+        "the predicted direction that should hold 68 % (90 %) of the test electrons. Far fewer "
+        "inside means overconfident, far more underconfident (docs/metrics.md).",
+        "",
+        *markdown_table(header, rows),
+        "",
+        "Inside the predicted 68 % cone, per cluster-energy bin (share of the bin's test samples):",
+        "",
+        *markdown_table(["Energy", *blocks], energy_rows),
+    ]
 
 
 def architecture_section(r: Report) -> list[str]:
@@ -509,9 +574,9 @@ def recommendations(r: Report) -> list[str]:
         items.append(
             f"Raise max_epochs for {', '.join(capped)}: training hit the cap before early stopping."
         )
-    crashed = [str(n) for n in t.index if t.loc[n, "failed"] in ("crashed", "no score")]
+    crashed = [str(n) for n in t.index if t.loc[n, "failed"] in NO_SCORE]
     if crashed:
-        items.append(f"Find out why {', '.join(crashed)} left no score (see the training logs).")
+        items.append(f"Find out why {', '.join(crashed)} left no score (see their logs).")
     blind = [str(n) for n in t.index if not t.loc[n, "has_predictions"] and str(n) not in crashed]
     if blind:
         items.append(
@@ -576,6 +641,7 @@ def render(r: Report) -> str:
     sections = [
         performance_summary(r),
         diagnostics_section(r),
+        *([uncertainty_section(r)] if any(run.uncertainty for run in r.runs) else []),
         ["## Key Insights"],
         architecture_section(r),
         scaling_section(r),
