@@ -147,6 +147,7 @@ def score(workdir: Path, dataset: Path, truth: Path, config: dict[str, Any]) -> 
         config["val_fraction"],
         out / "model.keras",
         frame=config["input"]["frame"],
+        with_kappa=config["loss"] == "vmf",
     )
     predictions["oracle_dir"] = evaluation.oracle_directions(
         truth, predictions["basename"], predictions["event"], predictions["match_id"]
@@ -206,8 +207,25 @@ def table(rows: list[dict[str, Any]]) -> str:
     return (
         "\n".join(lines)
         + f"\n\n{n:,} test samples; {oracle['n']:,} of them main electrons with an oracle "
-        "direction (the last two columns are on those).\n\n" + energy_table(rows)
+        "direction (the last two columns are on those).\n\n"
+        + energy_table(rows)
+        + uncertainty_lines(rows)
     )
+
+
+def uncertainty_lines(rows: list[dict[str, Any]]) -> str:
+    """For versions with a per-event κ (vmf): cone coverage and the most confident shares."""
+    lines = []
+    for row in rows:
+        u = row["metrics"].get("uncertainty")
+        if u:
+            lines.append(
+                f"- {row['config']['name']}: median κ {u['median_kappa']:.1f}; inside the "
+                f"predicted 68 % / 90 % cones {_pct(u['cover_68'])} / {_pct(u['cover_90'])}; "
+                f"68 % of the 80 % / 50 % with the largest κ {_deg(u['q68_deg_top80'])} / "
+                f"{_deg(u['q68_deg_top50'])}"
+            )
+    return "\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 def energy_table(rows: list[dict[str, Any]]) -> str:

@@ -12,6 +12,7 @@ from tiny_dataset import make_dataset, tiny_config
 
 from edtrain import evaluation, metrics
 from edtrain.dataset.reader import open_images
+from edtrain.losses import KAPPA_FLOOR, output_size
 from edtrain.model import build_model
 from edtrain.splits import select_version
 
@@ -183,24 +184,29 @@ def test_oracle_lookup_from_a_hand_made_truth_folder(tmp_path) -> None:
 
 @pytest.mark.parametrize("status", ["ok", "failed"])
 def test_a_vmf_version_saves_and_checks_its_kappa(predicted, tmp_path, status) -> None:
-    *_, ok = predicted
+    dataset, _, ok = predicted
     config = {**json.loads(ok.config.read_text()), "loss": "vmf"}
     (tmp_path / "config.json").write_text(json.dumps(config))
+    model = build_model(config["model"], config["input"], output_size("vmf"))
+    model.save(tmp_path / "model.keras")
     (tmp_path / "training.json").write_text(json.dumps({"status": status}))
-    args = argparse.Namespace(
-        **{**vars(ok), "config": tmp_path / "config.json", "training": tmp_path / "training.json"}
-    )
+    args = argparse.Namespace(**{**vars(ok), "config": tmp_path / "config.json",
+                                 "model": tmp_path / "model.keras"})  # fmt: skip
     args.out_predictions, args.out_metrics = tmp_path / "p.npz", tmp_path / "m.json"
     assert evaluation.main(args) == 0
     saved = np.load(args.out_predictions)
-    kappa = np.linalg.norm(saved["test_predictions"], axis=1)
-    np.testing.assert_allclose(saved["kappa"], kappa)
     block = json.loads(args.out_metrics.read_text(), parse_constant=_reject_nan)["uncertainty"]
+    if status == "failed":  # no finite model: no κ to check
+        assert np.isnan(saved["kappa"]).all() and block["cover_68"] is None
+        assert block["median_kappa"] is None and block["q68_deg_top50"] is None
+        return
+    table = pd.read_parquet(dataset / "samples.parquet")
+    test = select_version(table["key_hash"], table["rank"], 50, 0.3).test
+    raw = model.predict(open_images(dataset)[test], verbose=0)
+    np.testing.assert_allclose(saved["test_predictions"], raw[:, :3], rtol=1e-5, atol=1e-6)
+    kappa = KAPPA_FLOOR + np.log1p(np.exp(raw[:, 3].astype(np.float64)))
+    np.testing.assert_allclose(saved["kappa"], kappa, rtol=1e-5)
     errors = metrics.angular_error_deg(saved["test_predictions"], saved["test_true"])
     expected = metrics.uncertainty(errors, kappa, saved["energy_mev"])
-    if status == "ok":
-        assert block["cover_68"] == pytest.approx(expected["cover_68"])
-        assert block["q68_deg_top50"] == pytest.approx(expected["q68_deg_top50"])
-    else:  # no finite model: no κ to check
-        assert block["median_kappa"] is None and block["q68_deg_top50"] is None
-        assert block["cover_68"] is None
+    assert block["cover_68"] == pytest.approx(expected["cover_68"])
+    assert block["q68_deg_top50"] == pytest.approx(expected["q68_deg_top50"])

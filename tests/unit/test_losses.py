@@ -11,7 +11,7 @@ from keras import ops
 
 from edtrain import metrics
 from edtrain.angular_metrics import angular_metrics
-from edtrain.losses import LOSSES, angle, get_loss
+from edtrain.losses import KAPPA_FLOOR, LOSSES, angle, get_loss
 
 RNG = np.random.default_rng(3)
 TRUE = RNG.normal(size=(64, 3)).astype(np.float32)
@@ -60,6 +60,8 @@ def test_loss_and_gradient_are_finite(name: str, case: str) -> None:
         "huge": 1e4 * TRUE,  # the vMF loss's sinh κ overflows float32 near κ = 89
         "random": RNG.normal(size=TRUE.shape).astype(np.float32),
     }[case]
+    if name == "vmf":  # its output carries κ too: at the floor, mid-range, huge
+        pred = vmf_output(pred, {"zero": KAPPA_FLOOR + 1e-6, "huge": 1e4}.get(case, 7.0))
     values, grad = value_and_grad(get_loss(name), TRUE, pred.copy())
     assert values.shape == (len(TRUE),)
     assert np.isfinite(values).all()
@@ -87,24 +89,39 @@ def test_loss_values_at_0_90_and_180_degrees(name, at_0, at_90, at_180) -> None:
     assert got == pytest.approx([at_0, at_90, at_180], abs=1e-5)
 
 
-@pytest.mark.parametrize("kappa", [0.0, 1e-3, 0.3, 0.5, 2.0, 30.0, 88.0, 120.0, 5000.0])
+def vmf_output(direction: np.ndarray, kappa: float | np.ndarray) -> np.ndarray:
+    """A vmf network output (direction, s) whose concentration 1 + softplus(s) is ``kappa``."""
+    excess = np.broadcast_to(np.asarray(kappa, np.float64) - KAPPA_FLOOR, len(direction))
+    s = np.where(excess > 30, excess, np.log(np.expm1(np.minimum(excess, 30))))
+    return np.concatenate([direction, s[:, None]], axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("kappa", [1.01, 1.3, 2.0, 30.0, 88.0, 120.0, 5000.0])
 def test_vmf_loss_is_the_density_and_calibrates_kappa(kappa: float) -> None:
-    """NLL = log 4π + log(sinh κ/κ) − κ cos θ, with κ the output's length; its derivative along
-    the output (d/dκ) is coth κ − 1/κ − cos θ, zero when κ matches the observed cosine."""
+    """NLL = log 4π + log(sinh κ/κ) − κ cos θ; its derivative in κ is coth κ − 1/κ − cos θ,
+    zero when κ matches the observed cosine (checked through κ's output, s)."""
     cos = np.array([-0.9, 0.0, 0.5, 0.99])
     true = np.stack([np.sqrt(1 - cos**2), np.zeros(4), cos], axis=1).astype(np.float32)
-    pred = np.tile(np.array([[0.0, 0.0, kappa]], np.float32), (4, 1))
+    pred = vmf_output(np.tile([[0.0, 0.0, 2.0]], (4, 1)), kappa)
     values, grad = value_and_grad(get_loss("vmf"), true, pred)
     k = np.float64(kappa)
-    log_sinhc = np.log(np.sinh(k) / k) if 1e-3 <= k < 500 else (k**2 / 6 if k < 1e-3 else None)
-    if log_sinhc is None:  # sinh overflows float64 too: its large-κ form
-        log_sinhc = k - np.log(2.0 * k)
+    # sinh overflows float64 beyond κ ≈ 710: its large-κ form there
+    log_sinhc = np.log(np.sinh(k) / k) if k < 500 else k - np.log(2.0 * k)
     expected = np.log(4 * np.pi) + log_sinhc - k * cos
     # float32: κ·cos θ carries κ times its rounding (2.6e-3 at κ = 5000)
     np.testing.assert_allclose(values, expected, rtol=1e-5, atol=1e-4 + 1e-6 * k)
-    mean_cosine = 1 / np.tanh(k) - 1 / k if k > 1e-3 else k / 3
-    radial = grad[:, 2] * len(cos)  # the gradient of the batch mean, per sample
-    np.testing.assert_allclose(radial, mean_cosine - cos, atol=2e-3)
+    dkappa_ds = 1.0 / (1.0 + np.exp(-pred[:, 3].astype(np.float64)))  # softplus' = sigmoid
+    per_sample = grad[:, 3] * len(cos)  # the gradient of the batch mean, per sample
+    np.testing.assert_allclose(per_sample, (1 / np.tanh(k) - 1 / k - cos) * dkappa_ds, atol=2e-3)
+
+
+def test_vmf_keeps_learning_the_direction_at_the_floor() -> None:
+    """With κ at its floor the direction's gradient is the cosine loss's, whatever the
+    direction vector's length: poor early directions do not stall training."""
+    pred = vmf_output(RNG.normal(size=TRUE.shape) * 1e-2, KAPPA_FLOOR + 1e-6)
+    _, grad = value_and_grad(get_loss("vmf"), TRUE, pred)
+    _, cosine_grad = value_and_grad(get_loss("cosine"), TRUE, pred[:, :3].copy())
+    np.testing.assert_allclose(grad[:, :3], cosine_grad, rtol=1e-3, atol=1e-6)
 
 
 def test_angle_matches_the_metrics_definition() -> None:

@@ -24,6 +24,7 @@ import edtrain.angular_metrics
 import edtrain.model  # noqa: F401
 from edtrain import metrics
 from edtrain.frame import reflect
+from edtrain.losses import concentration
 from edtrain.pipeline import ImageBatches, open_dataset
 from edtrain.splits import select_version
 
@@ -78,9 +79,8 @@ def main(args: argparse.Namespace) -> int:
         args.model,
         frame=config["input"]["frame"],
         trained=record["status"] != "failed",
+        with_kappa=config["loss"] == "vmf",
     )
-    if config["loss"] == "vmf":  # the output's length is the predicted concentration κ
-        predictions["kappa"] = np.linalg.norm(predictions["test_predictions"], axis=-1)
     if args.truth:
         predictions["oracle_dir"] = oracle_directions(
             args.truth, predictions["basename"], predictions["event"], predictions["match_id"]
@@ -102,13 +102,15 @@ def predict_test_set(
     model_path: Path,
     frame: str = "detector",
     trained: bool = True,
+    with_kappa: bool = False,
 ) -> dict[str, np.ndarray]:
     """The predictions.npz arrays: predictions, truth and sample keys of the common test set.
 
     The network answers in its label ``frame`` (``edtrain.frame``); predictions are mapped
     back to the detector frame, so versions trained in different frames compare directly.
     A version whose training failed (``trained`` False: no finite model) is not run; its
-    predictions are NaN, so every statistic of it is undefined rather than made up.
+    predictions are NaN, so every statistic of it is undefined rather than made up. A vmf
+    version (``with_kappa``) also gets ``kappa``, the concentrations (``losses.concentration``).
     """
     data = open_dataset(dataset_dir, columns=TABLE_COLUMNS)
     table = data.samples
@@ -126,8 +128,13 @@ def predict_test_set(
         predicted = np.zeros((0, 3))
     test = table.iloc[rows]
     drift_side = test["drift_side"].to_numpy(np.int8)
+    kappa = {}
+    if with_kappa:  # a vmf network's fourth output; NaN where it was not run
+        raw = predicted if predicted.shape[-1] == 4 else np.full((len(predicted), 4), np.nan)
+        kappa["kappa"] = keras.ops.convert_to_numpy(concentration(raw)).astype(np.float64)
     return {
-        "test_predictions": reflect(predicted, drift_side, frame),
+        **kappa,
+        "test_predictions": reflect(predicted[:, :3], drift_side, frame),
         "test_true": data.labels[rows],
         "key_hash": test["key_hash"].to_numpy(np.uint64),
         "event": test["event"].to_numpy(np.int64),

@@ -100,11 +100,14 @@ def _branch(x, name: str, cfg: dict[str, Any]):
     return layers.Flatten(name=f"{name}_flat")(x)
 
 
-def build_model(model_cfg: dict[str, Any], input_cfg: dict[str, Any]) -> keras.Model:
+def build_model(
+    model_cfg: dict[str, Any], input_cfg: dict[str, Any], outputs: int = 3
+) -> keras.Model:
     """The three-branch CNN of the resolved config's ``model`` and ``input`` blocks.
 
-    The output is an unnormalized 3-vector in float32 (also under mixed precision, so the
-    losses see full-precision directions).
+    The output is an unnormalized direction 3-vector in float32 (also under mixed precision,
+    so the losses see full-precision directions), plus for ``outputs`` = 4 the vmf loss's
+    concentration component (``losses.output_size``).
     """
     images = keras.Input(IMAGE_SHAPE, name="images")
     x = AdcNormalization(
@@ -117,5 +120,5 @@ def build_model(model_cfg: dict[str, Any], input_cfg: dict[str, Any]) -> keras.M
     for i in range(model_cfg["dense_layers"]):
         x = layers.Dense(model_cfg["dense_units"], activation="relu", name=f"dense{i}")(x)
         x = layers.Dropout(model_cfg["dropout"], name=f"dropout{i}")(x)
-    direction = layers.Dense(3, dtype="float32", name="direction")(x)
+    direction = layers.Dense(outputs, dtype="float32", name="direction")(x)
     return keras.Model(images, direction, name="three_plane_cnn")

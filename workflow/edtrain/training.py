@@ -45,7 +45,7 @@ from edtrain.device import (
 )
 from edtrain.exit_status import NO_GPU, STATE_BUSY
 from edtrain.frame import reflect
-from edtrain.losses import get_loss
+from edtrain.losses import get_loss, output_size
 from edtrain.model import build_model
 from edtrain.pipeline import Dataset, ImageBatches, open_dataset
 from edtrain.splits import select_version
@@ -122,7 +122,7 @@ def build_optimizer(
 
 def _compiled_model(config: dict[str, Any]) -> keras.Model:
     perf = config.get("performance", {})
-    model = build_model(config["model"], config.get("input", {}))
+    model = build_model(config["model"], config.get("input", {}), output_size(config["loss"]))
     model.compile(
         optimizer=build_optimizer(
             config["optimizer"], config["batch_size"], perf.get("lr_reference_batch")

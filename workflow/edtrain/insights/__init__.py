@@ -90,6 +90,7 @@ def summary_csv(table: pd.DataFrame, pointing: dict[str, Pointing]) -> pd.DataFr
                 "burst_q68_deg": p.q68_deg,
                 "burst_q68_sigma_deg": p.q68_sigma_deg,
                 "burst_floor_q68_deg": p.floor_q68_deg,
+                "burst_weighted_q68_deg": p.weighted_q68_deg,
             }
             for name, p in pointing.items()
         }

@@ -508,16 +508,33 @@ def pointing_section(r: Report) -> list[str]:
     ]
     if not r.pointing:
         return [*lines, "No version saved predictions: no pointing estimate."]
-    lines += [
-        "| Version | Measured against | Events | Toys | 68 % burst error | Floor (perfect e⁻) |",
-        "|---------|------------------|--------|------|------------------|--------------------|",
-    ]
+    weighted = any(p.weighted_q68_deg is not None for p in r.pointing.values())
+    header = ["Version", "Measured against", "Events", "Toys", "68 % burst error"]
+    header += [*(["κ-weighted (maximum likelihood)"] if weighted else []), "Floor (perfect e⁻)"]
+    rows = []
     for name, p in r.pointing.items():
+        ml = p.weighted_q68_deg
+        rows.append(
+            [
+                name,
+                f"{p.reference} direction",
+                f"{p.events}{' ⚠️' if p.events < p.burst_size else ''}",
+                str(p.toys),
+                f"{p.q68_deg:.2f}° ± {p.q68_sigma_deg:.2f}°",
+                *(
+                    [f"{ml:.2f}° ± {p.weighted_sigma_deg:.2f}°" if ml is not None else "—"]
+                    if weighted
+                    else []
+                ),
+                f"{p.floor_q68_deg:.2f}° ± {p.floor_sigma_deg:.2f}°",
+            ]
+        )
+    lines += markdown_table(header, rows)
+    if weighted:
         lines.append(
-            f"| {name} | {p.reference} direction | "
-            f"{p.events}{' ⚠️' if p.events < p.burst_size else ''} | {p.toys} | "
-            f"{p.q68_deg:.2f}° ± {p.q68_sigma_deg:.2f}° | "
-            f"{p.floor_q68_deg:.2f}° ± {p.floor_sigma_deg:.2f}° |"
+            "\nκ-weighted: the same bursts pointed by maximum likelihood, each electron weighted "
+            "by its predicted concentration κ folded with the ES kinematic spread at its energy "
+            "(1/κ′ = 1/κ + 1/κ_ES, κ_ES from the test set's own truth); versions without κ: —."
         )
     if any(p.events < p.burst_size for p in r.pointing.values()):
         lines.append(
