@@ -252,12 +252,15 @@ def main() -> int:
     parser.add_argument("--versions", nargs="+", help="default: the size's (SIZES)")
     parser.add_argument("--samples", type=int, help="pool cap (default: the whole pool)")
     parser.add_argument("--epochs", type=int, help="epoch budget (default: the size's)")
+    parser.add_argument("--files", type=int, help="production files (default: the size's)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="simulation processes")
     parser.add_argument("--train-only", action="store_true", help="stop before scoring")
     args = parser.parse_args()
     size = SIZES[args.size]
     if args.epochs:
         size = dataclasses.replace(size, epochs=args.epochs)
+    if args.files:
+        size = dataclasses.replace(size, files=args.files)
     args.workdir.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     prod = make_production(args.workdir, size, args.jobs)

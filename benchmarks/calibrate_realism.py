@@ -5,7 +5,10 @@ For main electron clusters of 7–24 MeV electrons, per plane: median SoT, adc_p
 ratio (acceptance: every ratio within ×1.5). The real file is clustered with the production's own
 clustering code, so both sides go through identical cuts.
 
-    python benchmarks/calibrate_realism.py [--real ../shared/data/test_es_tpstream.root]
+    python benchmarks/calibrate_realism.py REAL_FILE.root
+
+REAL_FILE.root: a real DUNE ES TP-stream simulation file (TTree of TPs with their back-tracked
+truth), as the team calibrates with; none ships with the project.
 """
 
 from __future__ import annotations
@@ -119,7 +122,7 @@ def realism_table(real: pd.DataFrame, synthetic: pd.DataFrame) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--real", default="../shared/data/test_es_tpstream.root")
+    parser.add_argument("real", help="a real DUNE ES TP-stream simulation file (.root)")
     parser.add_argument("--events", type=int, default=2000, help="synthetic events (flat spectrum)")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)

@@ -36,7 +36,7 @@ def config() -> dict[str, Any]:
 
 
 # ver: samples, val_fraction, conv layers, filters, loss, epochs, ES patience, RLR patience,
-# hyperopt requested (../shared/domain/PREDECESSOR.md, "The versions").
+# hyperopt requested (the predecessor's configs; docs/insights.md, "Legacy imports").
 PREDECESSOR = {
     "v7": (10_000, 0.2, 3, 32, "cosine", 100, 15, 5, False),
     "v8": (10_000, 0.2, 3, 32, "angular", 100, 15, 5, False),

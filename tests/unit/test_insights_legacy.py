@@ -1,8 +1,8 @@
 """Acceptance: v7–v13 imported as legacy runs regenerate the seed's Performance Summary.
 
-The legacy result folders are written here from the tables of
-../shared/domain/PREDECESSOR.md (config per version, logged metrics, stop and best epochs, NaN
-notes), imported with `import-legacy run` and aggregated with `insights`, as a user would.
+The legacy result folders are written here from the predecessor's own records, copied below
+(config per version, logged metrics, stop and best epochs, NaN notes), imported with
+`import-legacy run` and aggregated with `insights`, as a user would.
 """
 
 from __future__ import annotations

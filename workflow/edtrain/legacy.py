@@ -1,6 +1,6 @@
 """The `import-legacy` command: the predecessor's config files and result folders into edtrain.
 
-`configs` turns its JSON configs (both schemas, ../shared/domain/PREDECESSOR.md) into
+`configs` turns its JSON configs (both schemas, docs/insights.md, "Legacy imports") into
 version entries for config.yaml. `run` turns one of its result folders into a results/<version>/
 folder that the insights read beside new versions, marked imported and saying what it lacks.
 
@@ -44,7 +44,7 @@ LOSS_NAMES = {
 }
 
 # What the predecessor's code did whatever its config said
-# (../shared/domain/PREDECESSOR.md, "The model").
+# (docs/insights.md, "Legacy imports").
 PREDECESSOR_FIXED: dict[str, Any] = {
     "model": {
         "kernel_size": 3,
