@@ -171,6 +171,10 @@ def _deg(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}°"
 
 
+def _count(value: int | None) -> str:
+    return "—" if value is None else f"{value:,}"
+
+
 def _pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.0f} %"
 
@@ -178,10 +182,11 @@ def _pct(value: float | None) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     """The Markdown table: each version, then the oracle on the same test events."""
     lines = [
-        "| version | frame | train samples | epochs | train s | samples/s | mean | median | 68 % "
+        "| version | frame | parameters | train samples | epochs | train s | samples/s | mean "
+        "| median | 68 % "
         "| sign-folded 68 % | head–tail flips | sign x / y / z | 68 % on oracle events "
         "| ÷ oracle |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         m, rec, cfg = row["metrics"], row["record"], row["config"]
@@ -189,7 +194,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         signs = " / ".join(_pct(m[f"sign_agree_{k}"]) for k in "xyz")
         oracle = m["oracle"]
         lines.append(
-            f"| {cfg['name']} | {cfg['input']['frame']} | {rec['n_train']:,} "
+            f"| {cfg['name']} | {cfg['input']['frame']} | {_count(rec.get('parameters'))} "
+            f"| {rec['n_train']:,} "
             f"| {rec['epochs_run']} | {rec['wall_s']:.0f} | {rate:.0f} | {_deg(m['mean_deg'])} "
             f"| {_deg(m['median_deg'])} | {_deg(m['q68_deg'])} | {_deg(m['folded_q68_deg'])} "
             f"| {_pct(m['flip_frac'])} | {signs} | {_deg(oracle['version']['q68_deg'])} "
@@ -199,7 +205,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     o = oracle["oracle"]
     signs = " / ".join(_pct(o[f"sign_agree_{k}"]) for k in "xyz")
     lines.append(
-        f"| oracle | — | — | — | — | — | {_deg(o['mean_deg'])} | {_deg(o['median_deg'])} "
+        f"| oracle | — | — | — | — | — | — | {_deg(o['mean_deg'])} | {_deg(o['median_deg'])} "
         f"| — | {_deg(o['folded_q68_deg'])} | {_pct(o['flip_frac'])} | {signs} "
         f"| {_deg(o['q68_deg'])} | 1 |"
     )

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from edtrain import cli
+from edtrain.insights import text
 from edtrain.insights.compare import controlled_pairs
 from edtrain.insights.runs import Run
 from edtrain.metrics import ENERGY_BINS_MEV
@@ -279,3 +280,9 @@ def test_a_vmf_version_has_its_cones_checked(tmp_path):
     assert abs(inside_68 - 68) < 3 and abs(inside_90 - 90) < 2, row
     all_q68, top80, top50 = (float(cell.removesuffix("°")) for cell in cells[4:7])
     assert top50 < top80 < all_q68, row
+
+
+def test_a_scaled_version_says_which_scaling() -> None:
+    row = pd.Series({"samples": 1000.0, "samples_unscaled": 100000.0, "scaling": "test"})
+    assert text.samples_cell(row) == "1k (test of 100k)"
+    assert text.samples_cell(row.drop(["samples_unscaled", "scaling"])) == "1k"

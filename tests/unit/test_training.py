@@ -24,6 +24,7 @@ RECORD_KEYS = {
     "best_epoch",
     "nan_epoch",
     "wall_s",
+    "parameters",
     "dataset_hash",
     "n_train",
     "n_val",
@@ -83,6 +84,7 @@ def test_training_writes_the_contract_outputs_and_learns(dataset, tmp_path, loss
     assert not (tmp_path / "state" / "backup").exists()
     model = keras.saving.load_model(out / "model.keras", compile=False)
     assert np.isfinite(model.predict(np.ones((2, 3, 128, 32)), verbose=0)).all()
+    assert record["parameters"] == model.count_params()
 
 
 def test_non_finite_loss_stops_the_run_and_keeps_the_best_finite_model(dataset, tmp_path):

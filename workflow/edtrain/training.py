@@ -252,6 +252,7 @@ def _train(
     record = _finish(model, state_dir, nan_guard, resume, replicas)
     record |= {
         "wall_s": round(wall_s, 3),
+        "parameters": model.count_params(),
         "dataset_hash": data.manifest.get("dataset_hash"),
         "n_train": len(selection.train),
         "n_val": len(selection.val),

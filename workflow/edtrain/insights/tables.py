@@ -121,6 +121,7 @@ def summary_table(runs: list[Run], rules: StatusRules, boot: Bootstrap) -> pd.Da
             "samples_unscaled": ((run.config.get("scaling") or {}).get("unscaled") or {}).get(
                 "samples", np.nan
             ),
+            "scaling": (run.config.get("scaling") or {}).get("name") or "scaled",
             "architecture": run.architecture,
             "loss": run.loss,
             "frame": run.frame,

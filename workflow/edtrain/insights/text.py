@@ -43,11 +43,12 @@ class Report:
 
 
 def samples_cell(row: pd.Series) -> str:
-    """Samples used; for a scaled demo run also the production size it stands for."""
+    """Samples used; for a scaled run also the size it stands for, with the scaling's name
+    (``scaling.name``: "2k (demo of 200k)", "1k (test of 100k)")."""
     label = samples_label(row["samples"])
     unscaled = row.get("samples_unscaled")
     if unscaled is not None and np.isfinite(unscaled) and unscaled != row["samples"]:
-        return f"{label} (demo of {samples_label(unscaled)})"
+        return f"{label} ({row.get('scaling', 'scaled')} of {samples_label(unscaled)})"
     return label
 
 
@@ -652,7 +653,7 @@ def render(r: Report) -> str:
         f"# Electron Direction Training Insights ({title})",
         "",
         f"**Date**: {dt.datetime.now(dt.UTC):%B %d, %Y}  ",
-        f"**Analysis**: {len(names)} versions: {', '.join(names)}",
+        f"**Analysis**: {len(names)} version{'s' if len(names) > 1 else ''}: {', '.join(names)}",
         "",
     ]
     sections = [
