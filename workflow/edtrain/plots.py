@@ -294,7 +294,7 @@ def error_vs_energy(report: Report, energy: pd.DataFrame) -> Figure:
     for i, (name, rows) in enumerate(oracles):  # black, then greys
         label = "oracle" if len(oracles) == 1 else f"oracle ({name}'s samples)"
         _stairs(ax, rows, "oracle_", label, color=f"{0.6 * i / len(oracles):.2f}", lw=2.2)
-    ax.set_xlabel("electron energy [MeV]")
+    ax.set_xlabel("cluster energy [MeV] (from ADC: metadata column 10, not the true energy)")
     ax.set_ylabel("angular error [deg]")
     drawn = energy.loc[energy["n"] >= MIN_BIN_COUNT, "e_hi_mev"]
     ax.set_xlim(0, float(drawn.max()))  # up to the last bin with data, not the last bin
