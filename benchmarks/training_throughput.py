@@ -34,6 +34,8 @@ from edtrain.pipeline import ImageBatches
 MODELS = {
     "3Lx32F": {"conv_layers": 3, "filters": 32},
     "4Lx64F": {"conv_layers": 4, "filters": 64},
+    # the second family at the width v17/v18 train at (docs/training.md)
+    "fused4x96": {"type": "fused_resnet", "conv_layers": 4, "filters": 96},
     "tiny": {"conv_layers": 2, "filters": 4, "dense_units": 16},
 }
 PREDECESSOR = PREDECESSOR_FIXED["model"]  # the layers v7–v13 had whatever their config said
@@ -148,7 +150,7 @@ def throughput_table(args: argparse.Namespace, images: Images, labels: np.ndarra
     print("| model | pipeline | samples/s | stream / memory |")
     print("|---|---|---|---|")
     for model_name in args.models:
-        rates: dict[str, list[float]] = {"memory": [], "stream": []}
+        rates: dict[str, list[float]] = {p: [] for p in args.pipelines}
         for _ in range(args.repeats):  # alternate, so drifting machine load hits both alike
             for pipeline in rates:
                 rates[pipeline].append(
@@ -163,9 +165,12 @@ def throughput_table(args: argparse.Namespace, images: Images, labels: np.ndarra
                         workers=args.workers,
                     )
                 )
-        memory, stream = (float(np.median(rates[p])) for p in ("memory", "stream"))
-        print(f"| {model_name} | memory | {memory:.1f} | |")
-        print(f"| {model_name} | stream | {stream:.1f} | {stream / memory:.3f} |")
+        median = {p: float(np.median(r)) for p, r in rates.items()}
+        for pipeline, rate in median.items():
+            ratio = (
+                f"{rate / median['memory']:.3f}" if pipeline == "stream" and len(median) > 1 else ""
+            )
+            print(f"| {model_name} | {pipeline} | {rate:.1f} | {ratio} |")
 
 
 def rss_check(args: argparse.Namespace, images: Images, labels: np.ndarray) -> None:
@@ -190,6 +195,9 @@ def rss_check(args: argparse.Namespace, images: Images, labels: np.ndarray) -> N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["3Lx32F", "4Lx64F"], choices=MODELS)
+    parser.add_argument(
+        "--pipelines", nargs="+", default=["memory", "stream"], choices=["memory", "stream"]
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=40, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=5, help="untimed steps first")

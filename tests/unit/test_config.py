@@ -66,11 +66,13 @@ def test_versions_are_the_predecessors(config: dict[str, Any], name: str) -> Non
         "learning_rate": 1e-3,
         "clipnorm": None,
         "weight_decay": 0.0,
+        "schedule": "plateau",
     }
     assert v["batch_size"] == 32
     # every predecessor network: kernel 3, filters doubling per layer, batch norm after each
     # pooling, 2 dense layers of 256 with dropout 0.3, raw ADC in
     assert v["model"] | {"conv_layers": 0, "filters": 0} == {
+        "type": "three_branch",
         "conv_layers": 0,
         "filters": 0,
         "kernel_size": 3,
@@ -80,7 +82,7 @@ def test_versions_are_the_predecessors(config: dict[str, Any], name: str) -> Non
         "dense_units": 256,
         "dropout": 0.3,
     }
-    assert v["input"]["normalization"] == "none"
+    assert v["input"]["normalization"] == "none" and v["input"]["augment"] == "none"
     assert v["hyperopt"]["enabled"] is hyperopt
     assert v["hyperopt"]["ran"] is False
 
@@ -99,6 +101,7 @@ def test_v14_is_the_seeds_200k_recommendation(config: dict[str, Any]) -> None:
         "learning_rate": 1e-3,
         "clipnorm": 1.0,
         "weight_decay": 0.0,
+        "schedule": "plateau",
     }
     assert v["callbacks"] == {
         "early_stopping": {"patience": 50},
@@ -116,6 +119,22 @@ def test_v15_is_v14_in_the_face_frame(config: dict[str, Any]) -> None:
     differs = {k for k in v14 if v14[k] != v15[k]}
     assert differs == {"name", "description", "seed", "input"}
     assert {**v15["input"], "frame": "detector"} == v14["input"]
+
+
+def test_v17_to_v19_add_one_thing_each(config: dict[str, Any]) -> None:
+    """v17: v15's recipe on the fused family; v18: v17's network with augmentation and AdamW
+    on a cosine; v19: v18 with a search that includes the family's own parameters."""
+    v15, v17, v18, v19 = (edconfig.resolve_version(config, v) for v in ("v15", "v17", "v18", "v19"))
+    assert {k for k in v15 if v15[k] != v17[k]} == {"name", "description", "seed", "model", "input"}
+    assert v17["model"]["type"] == "fused_resnet" and v17["input"]["normalization"] == "log1p"
+    assert {k for k in v17 if v17[k] != v18[k]} == {
+        "name", "description", "seed", "input", "optimizer", "max_epochs"
+    }  # fmt: skip
+    assert v18["input"] == {**v17["input"], "augment": "x_rotation"}
+    assert (v18["optimizer"]["type"], v18["optimizer"]["schedule"]) == ("adamw", "cosine")
+    assert {k for k in v18 if v18[k] != v19[k]} == {"name", "description", "seed", "hyperopt"}
+    space = v19["hyperopt"]["space"]
+    assert v19["hyperopt"]["enabled"] and {"input.augment", "optimizer.weight_decay"} <= set(space)
 
 
 @pytest.mark.parametrize("name", ["v11", "v13"])
@@ -187,7 +206,7 @@ def test_scaling_never_shrinks_below_a_trainable_size(config: dict[str, Any]) ->
 
 
 def test_run_versions_selects_and_checks(config: dict[str, Any]) -> None:
-    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 17)]
+    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 20)]
     assert edconfig.run_versions({**config, "run_versions": ["v12", "v7"]}) == ["v12", "v7"]
     with pytest.raises(edconfig.ConfigError, match="v99"):
         edconfig.run_versions({**config, "run_versions": ["v99"]})
@@ -336,7 +355,7 @@ def test_write_resolved_round_trips(config: dict[str, Any], tmp_path: Path) -> N
 
 def test_all_versions_come_in_natural_order_whatever_the_layering(config: dict[str, Any]) -> None:
     layered = {**config, "versions": {"v13": {}, "v11": {}, **config["versions"]}}
-    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 17)]
+    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 20)]
 
 
 @pytest.mark.parametrize("window", [(30, 10), (10, 10)])

@@ -1,12 +1,19 @@
-"""The three-branch CNN: the predecessor's parameter counts, normalization saved with it."""
+"""The model families: the predecessor's parameter counts, normalization saved with the model,
+the fused ResNet training (and resuming) on TensorFlow and on JAX."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 from keras import ops
-from tiny_dataset import tiny_config
+from tiny_dataset import make_dataset, tiny_config
 
 from edtrain.model import AdcNormalization, PlaneSlice, build_model
 
@@ -55,3 +62,70 @@ def test_saved_model_predicts_raw_adc_identically(tmp_path) -> None:
     loaded = keras.saving.load_model(tmp_path / "model.keras", compile=False)
     assert loaded.get_layer("normalize").mode == "log1p"
     np.testing.assert_array_equal(loaded.predict(images, verbose=0), before)
+
+
+FUSED = {**PREDECESSOR, "type": "fused_resnet", "conv_layers": 3, "filters": 4, "dense_units": 16}
+
+# Trains one config in a fresh interpreter (the backend is chosen at import), interrupted after
+# its first epoch and resumed, as a preempted job would be.
+TRAIN = """
+import json, sys
+from pathlib import Path
+import keras
+from edtrain import training
+config, dataset, out = json.loads(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+
+class Stopped(BaseException):
+    pass
+
+class Stop(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 1:  # epoch 0 complete and backed up
+            raise Stopped
+
+try:
+    training.train(dataset, config, out / "out", out / "state", extra_callbacks=[Stop()])
+except Stopped:
+    pass
+training.train(dataset, config, out / "out", out / "state")
+"""
+
+
+def test_fused_resnet_shapes_and_size() -> None:
+    model = build_model({**FUSED, "filters": 64, "dense_units": 256, "conv_layers": 4}, {})
+    assert model.output_shape == (None, 3)
+    assert model.get_layer("flat").output.shape[1:] == (4 * 4 * 512,)  # 32×32 stack, 3 strides
+    assert 7.0e6 < model.count_params() < 7.2e6  # 4 stages of 64·2^i filters: 7.08 M
+    with pytest.raises(ValueError, match="three_branch, fused_resnet"):
+        build_model({**FUSED, "type": "transformer"}, {})
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_fused_resnet_trains_and_resumes_on_each_backend(backend: str, tmp_path) -> None:
+    """With log1p, the x-rotation augmentation and the cosine schedule; the resumed run ends
+    where an uninterrupted one would (same history), the learning rate decays to ~0."""
+    pytest.importorskip(backend)
+    dataset = make_dataset(tmp_path / "ds", n=200)
+    config = tiny_config(
+        max_epochs=3,
+        model=FUSED,
+        input={"normalization": "log1p", "scale": 1.0, "frame": "face", "augment": "x_rotation"},
+        optimizer={"type": "adamw", "learning_rate": 3e-3, "clipnorm": 1.0, "weight_decay": 1e-4,
+                   "schedule": "cosine"},
+    )  # fmt: skip
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    for run in ("resumed", "straight"):
+        script = TRAIN if run == "resumed" else TRAIN.replace("extra_callbacks=[Stop()]", "")
+        args = [sys.executable, "-c", script, json.dumps(config), str(dataset), str(tmp_path / run)]
+        subprocess.run(args, env=env, check=True, capture_output=True)
+    record = json.loads((tmp_path / "resumed" / "out" / "training.json").read_text())
+    assert record["status"] == "ok" and record["backend"] == backend
+    assert record["epochs_run"] == 3 and record["resumed_from_epoch"] == 1
+    history = pd.read_csv(tmp_path / "resumed" / "out" / "history.csv")
+    straight = pd.read_csv(tmp_path / "straight" / "out" / "history.csv")
+    assert np.isfinite(history[["loss", "val_loss"]].to_numpy()).all()
+    pd.testing.assert_frame_equal(history, straight, rtol=1e-5)
+    rates = history["learning_rate"].to_numpy()  # the cosine: 3e-3 · (1 + cos(π e/3)) / 2
+    np.testing.assert_allclose(rates, 1.5e-3 * (1 + np.cos(np.pi * np.arange(1, 4) / 3)), atol=1e-7)
+    model = keras.saving.load_model(tmp_path / "resumed" / "out" / "model.keras", compile=False)
+    assert model.name == "fused_resnet"

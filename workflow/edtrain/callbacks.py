@@ -50,6 +50,15 @@ class EpochShuffle(keras.callbacks.Callback):
         self.batches.set_epoch(epoch)
 
 
+class LearningRateLog(keras.callbacks.Callback):
+    """Puts the epoch's last learning rate into the logs (history.csv's ``learning_rate``),
+    also under a schedule, where no ReduceLROnPlateau is there to do it."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
 class NanGuard(keras.callbacks.TerminateOnNaN):
     """TerminateOnNaN that records the (0-based) epoch of the first non-finite loss.
 
@@ -217,11 +226,12 @@ def build_callbacks(
     )
     csv_logger = keras.callbacks.CSVLogger(str(state_dir / HISTORY), append=True)
     shuffle = EpochShuffle(batches)
+    plateau = config.get("optimizer", {}).get("schedule", "plateau") == "plateau"
     callbacks = [
         shuffle,
         nan_guard,
         early_stopping,
-        reduce_lr,
+        *([reduce_lr] if plateau else [LearningRateLog()]),  # a schedule owns the rate
         checkpoint,
         csv_logger,
         resume,

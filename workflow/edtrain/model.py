@@ -1,8 +1,13 @@
-"""The predecessor's three-branch CNN, with the input normalization inside the model.
+"""The networks edtrain trains, with the input normalization inside the model.
 
 One input of shape (3, 128, 32) (planes U, V, X, raw ADC, exactly as stored in the dataset's
-image files) is normalized by a layer and split into three (128, 32, 1) branches, so a saved
+image files) is normalized by a layer and split into three (128, 32, 1) planes, so a saved
 model.keras predicts on raw images and nobody has to remember the preprocessing.
+
+``model.type`` picks the family (docs/training.md): ``three_branch``, the predecessor's three
+plain conv stacks flattened into a dense head (v7–v16), or ``fused_resnet``: one stem per
+plane, the planes stacked as channels (the time axis is shared by U, V and X, so a kernel
+sees the same drift time on all three) and residual stages on the fused stack.
 """
 
 from __future__ import annotations
@@ -15,6 +20,10 @@ from keras import layers, ops
 PLANES = ("U", "V", "X")
 IMAGE_SHAPE = (len(PLANES), 128, 32)
 NORMALIZATIONS = ("none", "log1p", "scale")
+MODEL_TYPES = ("three_branch", "fused_resnet")
+# fused_resnet's stem pools the time axis by this much: a time pixel is ~6× finer than the
+# wire pitch, so 4 makes the pixels nearly square before the 2-D stages
+TIME_POOL = 4
 
 
 @keras.saving.register_keras_serializable(package="edtrain")
@@ -100,25 +109,68 @@ def _branch(x, name: str, cfg: dict[str, Any]):
     return layers.Flatten(name=f"{name}_flat")(x)
 
 
+def _conv_bn(x, filters: int, kernel, name: str, cfg: dict[str, Any], strides=1, relu=True):
+    """Conv2D → BatchNorm (if ``batch_norm``; the conv then has no bias) → ReLU."""
+    bn = cfg["batch_norm"]
+    x = layers.Conv2D(
+        filters, kernel, strides=strides, padding="same", use_bias=not bn, name=f"{name}_conv"
+    )(x)
+    if bn:
+        x = GlobalBatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+
+def _residual(x, filters: int, strides: int, name: str, cfg: dict[str, Any]):
+    """Two k×k convs with an identity (or 1×1 projection) shortcut, He et al. 2016."""
+    k = cfg["kernel_size"]
+    y = _conv_bn(x, filters, k, f"{name}a", cfg, strides=strides)
+    y = _conv_bn(y, filters, k, f"{name}b", cfg, relu=False)
+    if strides != 1 or x.shape[-1] != filters:
+        x = _conv_bn(x, filters, 1, f"{name}_proj", cfg, strides=strides, relu=False)
+    return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([x, y]))
+
+
+def _fused_resnet(planes: list, cfg: dict[str, Any]):
+    """Per-plane stems, the planes stacked as channels, then ``conv_layers`` residual
+    stages (the first at the stem's resolution, each further one halving it), flattened:
+    no global pooling, so where along the track the charge sits (the head–tail cue) stays."""
+    stems = []
+    for p, plane in zip(PLANES, planes, strict=True):
+        x = _conv_bn(plane, cfg["filters"], (5, 3), f"{p}_stem", cfg)
+        stems.append(layers.MaxPooling2D((TIME_POOL, 1), name=f"{p}_stem_pool")(x))
+    x = layers.Concatenate(name="planes")(stems)
+    x = _conv_bn(x, cfg["filters"], 1, "fuse", cfg)
+    for i in range(cfg["conv_layers"]):
+        filters = round(cfg["filters"] * cfg["filter_growth"] ** i)
+        x = _residual(x, filters, 1 if i == 0 else 2, f"stage{i}", cfg)
+    return layers.Flatten(name="flat")(x)
+
+
 def build_model(
     model_cfg: dict[str, Any], input_cfg: dict[str, Any], outputs: int = 3
 ) -> keras.Model:
-    """The three-branch CNN of the resolved config's ``model`` and ``input`` blocks.
+    """The network of the resolved config's ``model`` and ``input`` blocks.
 
     The output is an unnormalized direction 3-vector in float32 (also under mixed precision,
     so the losses see full-precision directions), plus for ``outputs`` = 4 the vmf loss's
     concentration component (``losses.output_size``).
     """
+    kind = model_cfg.get("type", "three_branch")
+    if kind not in MODEL_TYPES:
+        raise ValueError(f"unknown model type {kind!r}; valid: {', '.join(MODEL_TYPES)}")
     images = keras.Input(IMAGE_SHAPE, name="images")
     x = AdcNormalization(
         input_cfg.get("normalization", "none"), input_cfg.get("scale", 1.0), name="normalize"
     )(images)
-    branches = [
-        _branch(PlaneSlice(i, name=f"plane_{p}")(x), p, model_cfg) for i, p in enumerate(PLANES)
-    ]
-    x = layers.Concatenate(name="planes")(branches)
+    planes = [PlaneSlice(i, name=f"plane_{p}")(x) for i, p in enumerate(PLANES)]
+    if kind == "fused_resnet":
+        x = _fused_resnet(planes, model_cfg)
+    else:
+        x = layers.Concatenate(name="planes")(
+            [_branch(plane, p, model_cfg) for p, plane in zip(PLANES, planes, strict=True)]
+        )
     for i in range(model_cfg["dense_layers"]):
         x = layers.Dense(model_cfg["dense_units"], activation="relu", name=f"dense{i}")(x)
         x = layers.Dropout(model_cfg["dropout"], name=f"dropout{i}")(x)
     direction = layers.Dense(outputs, dtype="float32", name="direction")(x)
-    return keras.Model(images, direction, name="three_plane_cnn")
+    return keras.Model(images, direction, name=kind)

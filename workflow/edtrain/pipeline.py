@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import pandas as pd
 
+from edtrain.augment import augment
 from edtrain.dataset.reader import Images, open_images
 
 LABEL_COLUMNS = ["label_x", "label_y", "label_z"]
@@ -63,6 +64,9 @@ class ImageBatches(keras.utils.PyDataset):
     cut to a multiple of ``replicas``, so every replica gets an equal share: JAX cannot shard
     anything else, and on TensorFlow an unequal split would weight the samples unequally.
     The at most ``replicas`` − 1 rows left out of a training epoch change with the shuffle.
+
+    With ``augment`` (and a seed) each batch is augmented (``edtrain.augment``) by a
+    generator seeded with (seed, epoch, batch index): a resumed run sees the same batches.
     """
 
     def __init__(
@@ -73,9 +77,12 @@ class ImageBatches(keras.utils.PyDataset):
         batch_size: int,
         seed: int | None = None,
         replicas: int = 1,
+        augment: bool = False,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        if augment and (seed is None or labels is None):
+            raise ValueError("augmentation needs a seed and labels (training batches)")
         if batch_size % replicas:
             raise ValueError(f"batch size {batch_size} is not a multiple of {replicas} replicas")
         self.images = images
@@ -83,6 +90,7 @@ class ImageBatches(keras.utils.PyDataset):
         self.labels = labels
         self.batch_size = int(batch_size)
         self.seed = seed
+        self.augment = augment
         self.served = len(self.rows) - len(self.rows) % self.batch_size % replicas
         self.set_epoch(0)
 
@@ -103,4 +111,7 @@ class ImageBatches(keras.utils.PyDataset):
         x = self.images.read(rows)
         if self.labels is None:
             return (x,)
+        if self.augment:
+            rng = np.random.default_rng([self.seed, self.epoch, index])
+            return augment(x, self.labels[rows], rng)
         return x, self.labels[rows]

@@ -104,11 +104,22 @@ def record_crash(out_dir: Path, config: dict[str, Any], err: Exception) -> dict[
 
 
 def build_optimizer(
-    cfg: dict[str, Any], batch_size: int, lr_reference_batch: int | None = None
+    cfg: dict[str, Any],
+    batch_size: int,
+    lr_reference_batch: int | None = None,
+    total_steps: int | None = None,
 ) -> keras.optimizers.Optimizer:
-    """The configured optimizer; with a reference batch, the LR scales by batch/reference."""
+    """The configured optimizer; with a reference batch, the LR scales by batch/reference.
+
+    ``schedule: cosine`` decays the learning rate along a half cosine to zero over
+    ``total_steps`` (max_epochs × batches per epoch); ``plateau`` (the predecessor's) leaves
+    it to the ReduceLROnPlateau callback."""
     kind = cfg.get("type", "adam")
     lr = cfg["learning_rate"] * (batch_size / lr_reference_batch if lr_reference_batch else 1.0)
+    if cfg.get("schedule", "plateau") == "cosine":
+        if not total_steps:
+            raise ValueError("the cosine schedule needs the number of training steps")
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=total_steps)
     common = {"learning_rate": lr, "clipnorm": cfg.get("clipnorm")}
     weight_decay = cfg.get("weight_decay") or None
     if kind == "adam":
@@ -120,12 +131,15 @@ def build_optimizer(
     raise ValueError(f"unknown optimizer {kind!r}; valid optimizers: {', '.join(OPTIMIZERS)}")
 
 
-def _compiled_model(config: dict[str, Any]) -> keras.Model:
+def _compiled_model(config: dict[str, Any], steps_per_epoch: int) -> keras.Model:
     perf = config.get("performance", {})
     model = build_model(config["model"], config.get("input", {}), output_size(config["loss"]))
     model.compile(
         optimizer=build_optimizer(
-            config["optimizer"], config["batch_size"], perf.get("lr_reference_batch")
+            config["optimizer"],
+            config["batch_size"],
+            perf.get("lr_reference_batch"),
+            total_steps=config["max_epochs"] * steps_per_epoch,
         ),
         loss=get_loss(config["loss"]),
         metrics=angular_metrics(),
@@ -226,14 +240,21 @@ def _train(
         # not repeat the uninterrupted one); tf.data's own prefetching restarts cleanly.
         workers = 1
     common = {"replicas": replicas, "workers": workers}
+    augment = config["input"].get("augment", "none") != "none"
     train_batches = ImageBatches(
-        data.images, selection.train, labels, batch_size, seed=config["seed"], **common
+        data.images,
+        selection.train,
+        labels,
+        batch_size,
+        seed=config["seed"],
+        augment=augment,
+        **common,
     )
     val_batches = ImageBatches(data.images, selection.val, labels, batch_size, **common)
     if devices:
         log.info("data parallelism over %d devices: %s", replicas, ", ".join(devices))
     with data_parallel_scope(devices):
-        model = _compiled_model(config)
+        model = _compiled_model(config, len(train_batches))
         _build_loss_and_metrics(model, train_batches)
         train_batches.set_epoch(cb.completed_epochs(state_dir / cb.BACKUP_DIR))
         callbacks, nan_guard, resume = cb.build_callbacks(config, state_dir, train_batches)

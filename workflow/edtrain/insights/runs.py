@@ -98,7 +98,9 @@ class Run:
         model = self.config.get("model") or {}
         if "conv_layers" not in model:
             return "?"
-        return f"{model['conv_layers']}L×{model['filters']}F"
+        size = f"{model['conv_layers']}L×{model['filters']}F"
+        # the predecessor's family keeps its bare name; stages of the fused ResNet say so
+        return size if model.get("type", "three_branch") == "three_branch" else f"ResNet {size}"
 
     @property
     def loss(self) -> str:
