@@ -34,8 +34,11 @@ from edtrain.pipeline import ImageBatches
 MODELS = {
     "3Lx32F": {"conv_layers": 3, "filters": 32},
     "4Lx64F": {"conv_layers": 4, "filters": 64},
-    # the second family at the width v17/v18 train at (docs/training.md)
-    "fused4x96": {"type": "fused_resnet", "conv_layers": 4, "filters": 96},
+    # the second family at the width v17–v19 train at (docs/training.md), and both families
+    # at the accuracy benchmark's CPU width (× 0.25)
+    "resnet4x64": {"type": "resnet", "conv_layers": 4, "filters": 64},
+    "4Lx16F": {"conv_layers": 4, "filters": 16, "dense_units": 64},
+    "resnet4x16": {"type": "resnet", "conv_layers": 4, "filters": 16, "dense_units": 64},
     "tiny": {"conv_layers": 2, "filters": 4, "dense_units": 16},
 }
 PREDECESSOR = PREDECESSOR_FIXED["model"]  # the layers v7–v13 had whatever their config said

@@ -73,6 +73,7 @@ def test_versions_are_the_predecessors(config: dict[str, Any], name: str) -> Non
     # pooling, 2 dense layers of 256 with dropout 0.3, raw ADC in
     assert v["model"] | {"conv_layers": 0, "filters": 0} == {
         "type": "three_branch",
+        "fusion": "late",
         "conv_layers": 0,
         "filters": 0,
         "kernel_size": 3,
@@ -125,8 +126,8 @@ def test_v17_to_v19_add_one_thing_each(config: dict[str, Any]) -> None:
     """v17: v15's recipe on the fused family; v18: v17's network with augmentation and AdamW
     on a cosine; v19: v18 with a search that includes the family's own parameters."""
     v15, v17, v18, v19 = (edconfig.resolve_version(config, v) for v in ("v15", "v17", "v18", "v19"))
-    assert {k for k in v15 if v15[k] != v17[k]} == {"name", "description", "seed", "model", "input"}
-    assert v17["model"]["type"] == "fused_resnet" and v17["input"]["normalization"] == "log1p"
+    assert {k for k in v15 if v15[k] != v17[k]} == {"name", "description", "seed", "model"}
+    assert v17["model"]["type"] == "resnet" and v17["input"] == v15["input"]
     assert {k for k in v17 if v17[k] != v18[k]} == {
         "name", "description", "seed", "input", "optimizer", "max_epochs"
     }  # fmt: skip

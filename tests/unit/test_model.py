@@ -1,5 +1,5 @@
 """The model families: the predecessor's parameter counts, normalization saved with the model,
-the fused ResNet training (and resuming) on TensorFlow and on JAX."""
+the ResNet family training (and resuming) on TensorFlow and on JAX."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_saved_model_predicts_raw_adc_identically(tmp_path) -> None:
     np.testing.assert_array_equal(loaded.predict(images, verbose=0), before)
 
 
-FUSED = {**PREDECESSOR, "type": "fused_resnet", "conv_layers": 3, "filters": 4, "dense_units": 16}
+RESNET = {**PREDECESSOR, "type": "resnet", "conv_layers": 3, "filters": 4, "dense_units": 16}
 
 # Trains one config in a fresh interpreter (the backend is chosen at import), interrupted after
 # its first epoch and resumed, as a preempted job would be.
@@ -91,24 +91,30 @@ training.train(dataset, config, out / "out", out / "state")
 """
 
 
-def test_fused_resnet_shapes_and_size() -> None:
-    model = build_model({**FUSED, "filters": 64, "dense_units": 256, "conv_layers": 4}, {})
+@pytest.mark.parametrize(
+    ("fusion", "flat", "millions"),
+    [("late", 3 * 4 * 4 * 512, 21.07), ("stack", 4 * 4 * 512, 7.08)],
+)
+def test_resnet_shapes_and_size(fusion: str, flat: int, millions: float) -> None:
+    """4 stages of 64·2^i filters on the 32×32 stem output: 4×4 maps of 512 at the end."""
+    cfg = {**RESNET, "filters": 64, "dense_units": 256, "conv_layers": 4, "fusion": fusion}
+    model = build_model(cfg, {})
     assert model.output_shape == (None, 3)
-    assert model.get_layer("flat").output.shape[1:] == (4 * 4 * 512,)  # 32×32 stack, 3 strides
-    assert 7.0e6 < model.count_params() < 7.2e6  # 4 stages of 64·2^i filters: 7.08 M
-    with pytest.raises(ValueError, match="three_branch, fused_resnet"):
-        build_model({**FUSED, "type": "transformer"}, {})
+    assert model.get_layer("planes" if fusion == "late" else "flat").output.shape[1:] == (flat,)
+    assert model.count_params() / 1e6 == pytest.approx(millions, abs=0.01)
+    with pytest.raises(ValueError, match="three_branch, resnet"):
+        build_model({**RESNET, "type": "transformer"}, {})
 
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
-def test_fused_resnet_trains_and_resumes_on_each_backend(backend: str, tmp_path) -> None:
+def test_resnet_trains_and_resumes_on_each_backend(backend: str, tmp_path) -> None:
     """With log1p, the x-rotation augmentation and the cosine schedule; the resumed run ends
     where an uninterrupted one would (same history), the learning rate decays to ~0."""
     pytest.importorskip(backend)
     dataset = make_dataset(tmp_path / "ds", n=200)
     config = tiny_config(
         max_epochs=3,
-        model=FUSED,
+        model=RESNET,
         input={"normalization": "log1p", "scale": 1.0, "frame": "face", "augment": "x_rotation"},
         optimizer={"type": "adamw", "learning_rate": 3e-3, "clipnorm": 1.0, "weight_decay": 1e-4,
                    "schedule": "cosine"},
@@ -128,4 +134,4 @@ def test_fused_resnet_trains_and_resumes_on_each_backend(backend: str, tmp_path)
     rates = history["learning_rate"].to_numpy()  # the cosine: 3e-3 · (1 + cos(π e/3)) / 2
     np.testing.assert_allclose(rates, 1.5e-3 * (1 + np.cos(np.pi * np.arange(1, 4) / 3)), atol=1e-7)
     model = keras.saving.load_model(tmp_path / "resumed" / "out" / "model.keras", compile=False)
-    assert model.name == "fused_resnet"
+    assert model.name == "resnet"

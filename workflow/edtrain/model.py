@@ -5,9 +5,9 @@ image files) is normalized by a layer and split into three (128, 32, 1) planes, 
 model.keras predicts on raw images and nobody has to remember the preprocessing.
 
 ``model.type`` picks the family (docs/training.md): ``three_branch``, the predecessor's three
-plain conv stacks flattened into a dense head (v7–v16), or ``fused_resnet``: one stem per
-plane, the planes stacked as channels (the time axis is shared by U, V and X, so a kernel
-sees the same drift time on all three) and residual stages on the fused stack.
+plain conv stacks flattened into a dense head (v7–v16), or ``resnet``: per-plane stems that
+pool the finely sampled time axis, residual stages, the planes fused late (per-plane stages)
+or early (``fusion: stack``, the planes as channels of one stack).
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from keras import layers, ops
 PLANES = ("U", "V", "X")
 IMAGE_SHAPE = (len(PLANES), 128, 32)
 NORMALIZATIONS = ("none", "log1p", "scale")
-MODEL_TYPES = ("three_branch", "fused_resnet")
-# fused_resnet's stem pools the time axis by this much: a time pixel is ~6× finer than the
+MODEL_TYPES = ("three_branch", "resnet")
+FUSIONS = ("late", "stack")
+# resnet's stem pools the time axis by this much: a time pixel is ~6× finer than the
 # wire pitch, so 4 makes the pixels nearly square before the 2-D stages
 TIME_POOL = 4
 
@@ -130,20 +131,34 @@ def _residual(x, filters: int, strides: int, name: str, cfg: dict[str, Any]):
     return layers.ReLU(name=f"{name}_out")(layers.Add(name=f"{name}_add")([x, y]))
 
 
-def _fused_resnet(planes: list, cfg: dict[str, Any]):
-    """Per-plane stems, the planes stacked as channels, then ``conv_layers`` residual
-    stages (the first at the stem's resolution, each further one halving it), flattened:
-    no global pooling, so where along the track the charge sits (the head–tail cue) stays."""
+def _stages(x, name: str, cfg: dict[str, Any]):
+    """``conv_layers`` residual stages of filters · filter_growth^i, the first at the input's
+    resolution and each further one halving it (stride 2)."""
+    for i in range(cfg["conv_layers"]):
+        filters = round(cfg["filters"] * cfg["filter_growth"] ** i)
+        x = _residual(x, filters, 1 if i == 0 else 2, f"{name}stage{i}", cfg)
+    return x
+
+
+def _resnet(planes: list, cfg: dict[str, Any]):
+    """Per-plane stems (a 5×3 conv, then time pooled by ``TIME_POOL``), residual stages, and
+    a flattened output: no global pooling, so where along the track the charge sits (the
+    head–tail cue) reaches the head. ``fusion`` ``late`` runs the stages per plane and
+    concatenates the flattened planes (as the predecessor does); ``stack`` stacks the stems as
+    channels, mixes them with a 1×1 conv and runs one set of stages on the stack."""
     stems = []
     for p, plane in zip(PLANES, planes, strict=True):
         x = _conv_bn(plane, cfg["filters"], (5, 3), f"{p}_stem", cfg)
         stems.append(layers.MaxPooling2D((TIME_POOL, 1), name=f"{p}_stem_pool")(x))
-    x = layers.Concatenate(name="planes")(stems)
-    x = _conv_bn(x, cfg["filters"], 1, "fuse", cfg)
-    for i in range(cfg["conv_layers"]):
-        filters = round(cfg["filters"] * cfg["filter_growth"] ** i)
-        x = _residual(x, filters, 1 if i == 0 else 2, f"stage{i}", cfg)
-    return layers.Flatten(name="flat")(x)
+    if cfg.get("fusion", "late") == "stack":
+        x = layers.Concatenate(name="planes")(stems)
+        x = _stages(_conv_bn(x, cfg["filters"], 1, "fuse", cfg), "", cfg)
+        return layers.Flatten(name="flat")(x)
+    flat = [
+        layers.Flatten(name=f"{p}_flat")(_stages(x, f"{p}_", cfg))
+        for p, x in zip(PLANES, stems, strict=True)
+    ]
+    return layers.Concatenate(name="planes")(flat)
 
 
 def build_model(
@@ -163,8 +178,8 @@ def build_model(
         input_cfg.get("normalization", "none"), input_cfg.get("scale", 1.0), name="normalize"
     )(images)
     planes = [PlaneSlice(i, name=f"plane_{p}")(x) for i, p in enumerate(PLANES)]
-    if kind == "fused_resnet":
-        x = _fused_resnet(planes, model_cfg)
+    if kind == "resnet":
+        x = _resnet(planes, model_cfg)
     else:
         x = layers.Concatenate(name="planes")(
             [_branch(plane, p, model_cfg) for p, plane in zip(PLANES, planes, strict=True)]
