@@ -103,9 +103,12 @@ def make_dataset(workdir: Path, prod: Path, jobs: int) -> Path:
     return out
 
 
-def version_config(name: str, size: Size, samples: int, gpu: bool) -> dict[str, Any]:
+def version_config(
+    name: str, size: Size, samples: int, gpu: bool, overrides: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The version's resolved config at this benchmark's size: every version the same
-    training samples (``samples`` caps the pool) and the same epoch budget."""
+    training samples (``samples`` caps the pool) and the same epoch budget. ``overrides``
+    (dotted key → value, after the size's scaling) make a variant, named ``name`` + tag."""
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     resolved = resolve_version(config, name)
     scaling = {"name": "accuracy benchmark", "max_epochs": size.epochs}
@@ -117,6 +120,14 @@ def version_config(name: str, size: Size, samples: int, gpu: bool) -> dict[str, 
     resolved["samples"] = samples
     resolved["require_gpu"] = gpu
     resolved["performance"] = {**resolved["performance"], **size.performance}
+    for key, value in (overrides or {}).items():
+        *parents, leaf = key.split(".")
+        block = resolved
+        for part in parents:
+            block = block[part]
+        if leaf not in block:
+            raise SystemExit(f"--set {key}: {name} has no such setting")
+        block[leaf] = value
     return resolved
 
 
@@ -261,6 +272,15 @@ def main() -> int:
     parser.add_argument("--files", type=int, help="production files (default: the size's)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="simulation processes")
     parser.add_argument("--train-only", action="store_true", help="stop before scoring")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a setting of every version (dotted key, YAML value, after the scaling), "
+        "e.g. model.type=resnet; needs --tag",
+    )
+    parser.add_argument("--tag", help="suffix of the versions' run names, for --set variants")
     args = parser.parse_args()
     size = SIZES[args.size]
     if args.epochs:
@@ -277,7 +297,18 @@ def main() -> int:
     samples = args.samples or size.pool or manifest["pool_size"]
     truth = prod / production.PRODUCTION_DIR / production.TRUTH_DIR
     names = args.versions or size.versions
-    configs = [version_config(name, size, samples, args.size == "gpu") for name in names]
+    if bool(args.set) != bool(args.tag):
+        parser.error("--set and --tag go together: a variant needs its own run name")
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set {item}: expected KEY=VALUE")
+        overrides[key] = yaml.safe_load(value)
+    configs = [version_config(name, size, samples, args.size == "gpu", overrides) for name in names]
+    for config in configs:
+        if args.tag:
+            config["name"] = f"{config['name']}-{args.tag}"
     rows = []
     for config in configs:  # each version scored as soon as it is trained: a cut run keeps it
         record = train(args.workdir, dataset, config)
