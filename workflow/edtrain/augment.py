@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 
-AUGMENTATIONS = ("none", "x_rotation")
 X_ROTATION = np.array([1.0, -1.0, -1.0], dtype=np.float32)
 
 

@@ -21,7 +21,6 @@ PLANES = ("U", "V", "X")
 IMAGE_SHAPE = (len(PLANES), 128, 32)
 NORMALIZATIONS = ("none", "log1p", "scale")
 MODEL_TYPES = ("three_branch", "resnet")
-FUSIONS = ("late", "stack")
 # resnet's stem pools the time axis by this much: a time pixel is ~6× finer than the
 # wire pitch, so 4 makes the pixels nearly square before the 2-D stages
 TIME_POOL = 4

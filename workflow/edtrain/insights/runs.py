@@ -99,7 +99,7 @@ class Run:
         if "conv_layers" not in model:
             return "?"
         size = f"{model['conv_layers']}L×{model['filters']}F"
-        # the predecessor's family keeps its bare name; stages of the fused ResNet say so
+        # the predecessor's family keeps its bare name; the resnet family says so
         return size if model.get("type", "three_branch") == "three_branch" else f"ResNet {size}"
 
     @property
