@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "workflow"))
 
 from edtrain import cli, evaluation, metrics  # noqa: E402
 from edtrain.config import apply_scaling, resolve_version  # noqa: E402
+from edtrain.insights.pointing import burst_pointing  # noqa: E402
 from edtrain.simulation import production  # noqa: E402
 
 
@@ -73,6 +74,8 @@ SEED = 20261204
 # the benchmark's energy table: fewer, wider bins than metrics.json's, for a few thousand events
 COARSE_ENERGY_BINS_MEV = np.array([2, 5, 10, 15, 20, 30, 70], dtype=float)
 TEST_FRACTION = 0.15
+# toy bursts as in the insights' defaults (edtrain insights --burst-size, --toys, --seed)
+BURST_SIZE, TOYS, BURST_SEED = 239, 2000, 0
 
 
 def make_production(workdir: Path, size: Size, jobs: int) -> Path:
@@ -175,6 +178,9 @@ def score(workdir: Path, dataset: Path, truth: Path, config: dict[str, Any]) -> 
         )
         for name, key in ((config["name"], "test_predictions"), ("oracle", "oracle_dir"))
     }
+    scores["pointing"] = dataclasses.asdict(
+        burst_pointing(predictions, BURST_SIZE, TOYS, BURST_SEED)
+    )
     return scores
 
 
@@ -231,18 +237,37 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def uncertainty_lines(rows: list[dict[str, Any]]) -> str:
-    """For versions with a per-event κ (vmf): cone coverage and the most confident shares."""
+    """Burst pointing of every version (mean vector, and for versions with a per-event κ the
+    maximum likelihood); for those also cone coverage, per energy bin with ≥ 300 events, and
+    the 68 % containment of the most confident shares."""
     lines = []
     for row in rows:
-        u = row["metrics"].get("uncertainty")
+        p, u, name = (
+            row["metrics"]["pointing"],
+            row["metrics"].get("uncertainty"),
+            row["config"]["name"],
+        )
+        ml = p["weighted_q68_deg"]
+        lines.append(
+            f"- {name}: toy bursts of {p['burst_size']} electrons ({p['toys']} toys, against the "
+            f"{p['reference']} direction): 68 % burst error {p['q68_deg']:.2f}° ± "
+            f"{p['q68_sigma_deg']:.2f}° (mean vector)"
+            + (f", {ml:.2f}° ± {p['weighted_sigma_deg']:.2f}° (likelihood)" if ml else "")
+            + f"; perfect electrons {p['floor_q68_deg']:.2f}°"
+        )
         if u:
-            lines.append(
-                f"- {row['config']['name']}: median κ {u['median_kappa']:.1f}; inside the "
-                f"predicted 68 % / 90 % cones {_pct(u['cover_68'])} / {_pct(u['cover_90'])}; "
-                f"68 % of the 80 % / 50 % with the largest κ {_deg(u['q68_deg_top80'])} / "
-                f"{_deg(u['q68_deg_top50'])}"
+            bins = ", ".join(
+                f"{b['e_lo_mev']:g}–{b['e_hi_mev']:g} MeV {_pct(b['cover_68'])}"
+                for b in u["by_energy"]
+                if b["n"] >= 300
             )
-    return "\n" + "\n".join(lines) + "\n" if lines else ""
+            lines.append(
+                f"- {name}: median κ {u['median_kappa']:.1f}; inside the predicted 68 % / 90 % "
+                f"cones {_pct(u['cover_68'])} / {_pct(u['cover_90'])} (68 % cone per energy bin "
+                f"with ≥ 300 events: {bins}); 68 % of the 80 % / 50 % with the largest κ "
+                f"{_deg(u['q68_deg_top80'])} / {_deg(u['q68_deg_top50'])}"
+            )
+    return "\n" + "\n".join(lines) + "\n"
 
 
 def energy_table(rows: list[dict[str, Any]]) -> str:

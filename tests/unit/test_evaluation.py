@@ -201,12 +201,22 @@ def test_a_vmf_version_saves_and_checks_its_kappa(predicted, tmp_path, status) -
         assert block["median_kappa"] is None and block["q68_deg_top50"] is None
         return
     table = pd.read_parquet(dataset / "samples.parquet")
-    test = select_version(table["key_hash"], table["rank"], 50, 0.3).test
-    raw = model.predict(open_images(dataset)[test], verbose=0)
+    split = select_version(table["key_hash"], table["rank"], 50, 0.3)
+    raw = model.predict(open_images(dataset)[split.test], verbose=0)
     np.testing.assert_allclose(saved["test_predictions"], raw[:, :3], rtol=1e-5, atol=1e-6)
     kappa = KAPPA_FLOOR + np.log1p(np.exp(raw[:, 3].astype(np.float64)))
-    np.testing.assert_allclose(saved["kappa"], kappa, rtol=1e-5)
+    np.testing.assert_allclose(saved["kappa_raw"], kappa, rtol=1e-5)
+    # calibrated on the validation rows: their 68 % cones of scale·κ hold 68 % of them
+    val = model.predict(open_images(dataset)[split.val], verbose=0).astype(np.float64)
+    val_labels = table[["label_x", "label_y", "label_z"]].to_numpy()[split.val]
+    val_errors = metrics.angular_error_deg(val[:, :3], val_labels)
+    scale = float(saved["kappa_scale"])
+    assert scale == pytest.approx(
+        metrics.kappa_scale(val_errors, KAPPA_FLOOR + np.logaddexp(0, val[:, 3])), rel=1e-4
+    )
+    assert block["kappa_scale"] == pytest.approx(scale)
+    np.testing.assert_allclose(saved["kappa"], scale * kappa, rtol=1e-5)
     errors = metrics.angular_error_deg(saved["test_predictions"], saved["test_true"])
-    expected = metrics.uncertainty(errors, kappa, saved["energy_mev"])
+    expected = metrics.uncertainty(errors, scale * kappa, saved["energy_mev"])
     assert block["cover_68"] == pytest.approx(expected["cover_68"])
     assert block["q68_deg_top50"] == pytest.approx(expected["q68_deg_top50"])

@@ -276,9 +276,10 @@ def test_a_vmf_version_has_its_cones_checked(tmp_path):
     section = (out / "insights.md").read_text().split("## Per-Event Uncertainty")[1]
     row = next(line for line in section.splitlines() if line.startswith("| a1 |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    inside_68, inside_90 = (float(cell.removesuffix(" %")) for cell in cells[2:4])
+    assert cells[1] == "1.00"  # no kappa_scale saved: κ as the network gave it
+    inside_68, inside_90 = (float(cell.removesuffix(" %")) for cell in cells[3:5])
     assert abs(inside_68 - 68) < 3 and abs(inside_90 - 90) < 2, row
-    all_q68, top80, top50 = (float(cell.removesuffix("°")) for cell in cells[4:7])
+    all_q68, top80, top50 = (float(cell.removesuffix("°")) for cell in cells[5:8])
     assert top50 < top80 < all_q68, row
 
 

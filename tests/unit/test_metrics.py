@@ -122,3 +122,22 @@ def test_vmf_cones_hold_their_level_and_a_kappa_cut_sharpens():
     assert metrics.vmf_cone_deg(np.array([0.0]), 0.68)[0] == pytest.approx(
         np.degrees(np.arccos(1 - 2 * 0.68))
     )
+
+
+def test_kappa_scale_undoes_a_miscalibration_and_leaves_a_calibrated_kappa_alone():
+    rng = np.random.default_rng(11)
+    kappa = 10.0 ** rng.uniform(0.5, 2.5, size=20_000)
+    errors = vmf_errors_deg(kappa, rng)
+    assert metrics.kappa_scale(errors, kappa) == pytest.approx(1.0, abs=0.05)
+    # κ the network made 3× too small (cones too wide): the factor is 3 and puts 68 % back
+    scale = metrics.kappa_scale(errors, kappa / 3)
+    assert scale == pytest.approx(3.0, rel=0.06)
+    assert metrics.uncertainty(errors, scale * kappa / 3, kappa)["cover_68"] == pytest.approx(
+        0.68, abs=0.005
+    )
+    # heavy tails (a share of flips): the 68 % cone still holds 68 %, the κ just grows less
+    flipped = np.where(rng.random(kappa.size) < 0.1, 180.0 - errors, errors)
+    tailed = metrics.kappa_scale(flipped, kappa)
+    inside = np.mean(flipped <= metrics.vmf_cone_deg(tailed * kappa, 0.68))
+    assert inside == pytest.approx(0.68, abs=0.005) and tailed < 1.0
+    assert np.isnan(metrics.kappa_scale(np.full(3, np.nan), np.full(3, np.nan)))

@@ -119,7 +119,7 @@ def test_no_finite_model_is_recorded_as_failed(tmp_path) -> None:
 @pytest.mark.skipif(bool(gpu_names()), reason="a GPU is visible")
 def test_require_gpu_fails_fast_without_writing(dataset, tmp_path, caplog) -> None:
     assert run_main(dataset, tiny_config(require_gpu=True), tmp_path) == 2
-    assert "sees no GPU" in caplog.text
+    assert "sees no GPU" in caplog.text and "require_gpu: false" in caplog.text
     assert not (tmp_path / "out").exists()
 
 

@@ -10,6 +10,7 @@ epoch, so a killed run ends with the same result (the shuffle follows the epoch 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -25,6 +26,7 @@ BACKUP_DIR = "backup"
 BEST_CHECKPOINT = "best.keras"
 PARTIAL_CHECKPOINT = "next-best.keras"  # written, then renamed to BEST_CHECKPOINT
 HISTORY = "history.csv"
+log = logging.getLogger(__name__)
 RESUME_STATE = "resume.json"
 
 
@@ -158,6 +160,12 @@ class ResumeState(keras.callbacks.Callback):
         self.resumed_epoch = completed_epochs(Path(self.backup.backup_dir))
         if self.resumed_epoch == 0:
             return
+        log.info(
+            "resuming from epoch %d (the backup of %d finished epochs in %s)",
+            self.resumed_epoch + 1,
+            self.resumed_epoch,
+            self.backup.backup_dir,
+        )
         state = json.loads(self.path.read_text())[str(self.resumed_epoch)]
         es, rlr = self.early_stopping, self.reduce_lr
         es.wait, es.best, es.best_epoch = state["es_wait"], state["best"], state["best_epoch"]

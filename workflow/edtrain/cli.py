@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("edtrain.training", "train one version"),
     "predict": ("edtrain.evaluation", "predict the common test set and score it"),
     "insights": ("edtrain.insights", "regenerate insights.md, summary.csv and plots"),
+    "apply": ("edtrain.apply", "a trained version's directions for every triplet of new data"),
     "import-legacy": ("edtrain.legacy", "import the predecessor's configs or result folders"),
     "hyperopt-propose": ("edtrain.hyperopt.propose", "propose one hyperopt trial's config"),
     "hyperopt-trial": ("edtrain.hyperopt.trial", "train one hyperopt trial and record its score"),
@@ -40,7 +41,10 @@ def _overview() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in {"-h", "--help"}:
+    if not argv:  # a usage error, as for any command line tool: say what there is
+        print(_overview(), file=sys.stderr)
+        return 2
+    if argv[0] in {"-h", "--help"}:
         print(_overview())
         return 0
     if argv[0] == "--version":

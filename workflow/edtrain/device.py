@@ -138,5 +138,6 @@ def require_gpu() -> None:
         raise NoGpuError(
             f"require_gpu is true but the {keras.backend.backend()} backend sees no GPU "
             f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '<unset>')!r}); "
-            "refusing to train on the CPU"
+            "refusing to train on the CPU. To train on the CPU on purpose, set "
+            "`require_gpu: false` in the config (defaults, or the version's entry)"
         )

@@ -31,6 +31,8 @@ from edtrain.splits import select_version
 log = logging.getLogger(__name__)
 
 PREDICTION_BATCH = 256
+# validation samples the κ calibration of a vmf version is fitted on (the first of its split)
+CALIBRATION_SAMPLES = 20_000
 NU_DIR_COLUMNS = ["nu_dir_x", "nu_dir_y", "nu_dir_z"]
 ORACLE_COLUMNS = ["oracle_dir_x", "oracle_dir_y", "oracle_dir_z"]
 TRUTH_COLUMNS = ["basename", "event", "main_match_id", *ORACLE_COLUMNS]
@@ -110,28 +112,29 @@ def predict_test_set(
     back to the detector frame, so versions trained in different frames compare directly.
     A version whose training failed (``trained`` False: no finite model) is not run; its
     predictions are NaN, so every statistic of it is undefined rather than made up. A vmf
-    version (``with_kappa``) also gets ``kappa``, the concentrations (``losses.concentration``).
+    version (``with_kappa``) also gets ``kappa``, the concentrations (``losses.concentration``)
+    calibrated on its validation samples (``calibrated_kappa``), with ``kappa_raw`` and
+    ``kappa_scale``.
     """
     data = open_dataset(dataset_dir, columns=TABLE_COLUMNS)
     table = data.samples
-    rows = select_version(
+    selection = select_version(
         table["key_hash"].to_numpy(), table["rank"].to_numpy(), samples, val_fraction
-    ).test
-    if not trained:
-        predicted = np.full((len(rows), 3), np.nan)
-    elif len(rows):
-        network = keras.saving.load_model(model_path, compile=False)
-        predicted = network.predict(
-            ImageBatches(data.images, rows, None, PREDICTION_BATCH), verbose=0
-        )
-    else:
-        predicted = np.zeros((0, 3))
+    )
+    network = keras.saving.load_model(model_path, compile=False) if trained else None
+    rows = selection.test
+    predicted = _run(network, data, rows, 4 if with_kappa else 3)
     test = table.iloc[rows]
     drift_side = test["drift_side"].to_numpy(np.int8)
     kappa = {}
-    if with_kappa:  # a vmf network's fourth output; NaN where it was not run
-        raw = predicted if predicted.shape[-1] == 4 else np.full((len(predicted), 4), np.nan)
-        kappa["kappa"] = keras.ops.convert_to_numpy(concentration(raw)).astype(np.float64)
+    if with_kappa:
+        val = selection.val[:CALIBRATION_SAMPLES]
+        val_raw = _run(network, data, val, 4)
+        val_side = table["drift_side"].to_numpy(np.int8)[val]
+        val_pred = reflect(val_raw[:, :3], val_side, frame)
+        kappa = calibrated_kappa(
+            predicted, val_raw, metrics.angular_error_deg(val_pred, data.labels[val])
+        )
     return {
         **kappa,
         "test_predictions": reflect(predicted[:, :3], drift_side, frame),
@@ -145,6 +148,29 @@ def predict_test_set(
         "nu_dir": test[NU_DIR_COLUMNS].to_numpy(np.float32),
         "drift_side": drift_side,
     }
+
+
+def _run(network: keras.Model | None, data: Any, rows: np.ndarray, outputs: int) -> np.ndarray:
+    """The network's raw outputs on these rows (NaN without a network: training failed)."""
+    if network is None:
+        return np.full((len(rows), outputs), np.nan)
+    if not len(rows):
+        return np.zeros((0, outputs))
+    return network.predict(ImageBatches(data.images, rows, None, PREDICTION_BATCH), verbose=0)
+
+
+def calibrated_kappa(
+    test_raw: np.ndarray, val_raw: np.ndarray, val_errors_deg: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The test samples' κ times the factor that makes the validation samples' predicted
+    68 % cones hold 68 % of them (``metrics.kappa_scale``), with the raw κ and the factor
+    (1 without validation samples; NaN for a failed version)."""
+    raw = keras.ops.convert_to_numpy(concentration(test_raw)).astype(np.float64)
+    scale = 1.0
+    if len(val_raw):
+        val_kappa = keras.ops.convert_to_numpy(concentration(val_raw)).astype(np.float64)
+        scale = metrics.kappa_scale(val_errors_deg, val_kappa)
+    return {"kappa": raw * scale, "kappa_raw": raw, "kappa_scale": np.float64(scale)}
 
 
 def oracle_directions(
@@ -196,7 +222,10 @@ def score(predictions: dict[str, np.ndarray], version: str, test_set_hash: str) 
     }
     if "kappa" in predictions:
         result["uncertainty"] = metrics.uncertainty(
-            errors, predictions["kappa"], predictions["energy_mev"]
+            errors,
+            predictions["kappa"],
+            predictions["energy_mev"],
+            kappa_scale=float(predictions.get("kappa_scale", 1.0)),
         )
     if "oracle_dir" in predictions:
         result["oracle"] = metrics.oracle_comparison(

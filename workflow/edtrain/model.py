@@ -17,6 +17,9 @@ from typing import Any
 import keras
 from keras import layers, ops
 
+# registered with Keras on import, so that `import edtrain.model` is all a saved model needs
+import edtrain.angular_metrics  # noqa: F401
+
 PLANES = ("U", "V", "X")
 IMAGE_SHAPE = (len(PLANES), 128, 32)
 NORMALIZATIONS = ("none", "log1p", "scale")
@@ -111,11 +114,20 @@ def _branch(x, name: str, cfg: dict[str, Any]):
 
 def _conv_bn(x, filters: int, kernel, name: str, cfg: dict[str, Any], strides=1, relu=True):
     """Conv2D → BatchNorm (if ``batch_norm``; the conv then has no bias) → ReLU."""
-    bn = cfg["batch_norm"]
     x = layers.Conv2D(
-        filters, kernel, strides=strides, padding="same", use_bias=not bn, name=f"{name}_conv"
+        filters,
+        kernel,
+        strides=strides,
+        padding="same",
+        use_bias=not cfg["batch_norm"],
+        name=f"{name}_conv",
     )(x)
-    if bn:
+    return _norm_relu(x, name, cfg, relu)
+
+
+def _norm_relu(x, name: str, cfg: dict[str, Any], relu: bool = True):
+    """BatchNorm (if ``batch_norm``) → ReLU (if ``relu``)."""
+    if cfg["batch_norm"]:
         x = GlobalBatchNormalization(name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x) if relu else x
 
@@ -140,15 +152,23 @@ def _stages(x, name: str, cfg: dict[str, Any]):
 
 
 def _resnet(planes: list, cfg: dict[str, Any]):
-    """Per-plane stems (a 5×3 conv, then time pooled by ``TIME_POOL``), residual stages, and
+    """Per-plane stems (a 5×3 conv, time max-pooled by ``TIME_POOL``, then normalized: the
+    normalization on the pooled map costs a quarter of it on the conv's), residual stages, and
     a flattened output: no global pooling, so where along the track the charge sits (the
     head–tail cue) reaches the head. ``fusion`` ``late`` runs the stages per plane and
     concatenates the flattened planes (as the predecessor does); ``stack`` stacks the stems as
     channels, mixes them with a 1×1 conv and runs one set of stages on the stack."""
     stems = []
     for p, plane in zip(PLANES, planes, strict=True):
-        x = _conv_bn(plane, cfg["filters"], (5, 3), f"{p}_stem", cfg)
-        stems.append(layers.MaxPooling2D((TIME_POOL, 1), name=f"{p}_stem_pool")(x))
+        x = layers.Conv2D(
+            cfg["filters"],
+            (5, 3),
+            padding="same",
+            use_bias=not cfg["batch_norm"],
+            name=f"{p}_stem_conv",
+        )(plane)
+        x = layers.MaxPooling2D((TIME_POOL, 1), name=f"{p}_stem_pool")(x)
+        stems.append(_norm_relu(x, f"{p}_stem", cfg))
     if cfg.get("fusion", "late") == "stack":
         x = layers.Concatenate(name="planes")(stems)
         x = _stages(_conv_bn(x, cfg["filters"], 1, "fuse", cfg), "", cfg)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import logging
 import os
 import shutil
 import sys
@@ -39,6 +40,8 @@ from edtrain.dataset.reader import MANIFEST
 from edtrain.dataset.table import COLUMNS, NUMERIC, read_chunk_table
 from edtrain.formats.columns import PLANES
 from edtrain.splits import pool_rank, test_mask
+
+log = logging.getLogger(__name__)
 
 SAMPLES = "samples.parquet"
 IMAGES_DIR = "images"  # part-00000.npy, ...: chunk I's images as part I
@@ -282,4 +285,12 @@ def main(args: argparse.Namespace) -> int:
         print(f"edtrain assemble: {err}", file=sys.stderr)
         return 2
     write_json(os.path.join(args.out, MANIFEST), manifest)
+    log.info(
+        "%s: %d samples (%d in the test set, %d in the training pool) from %d chunks",
+        args.out,
+        manifest["samples"],
+        manifest["test_size"],
+        manifest["pool_size"],
+        len(manifests),
+    )
     return 0

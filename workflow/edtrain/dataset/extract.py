@@ -182,6 +182,7 @@ def extract(
     cuts: Cuts,
     convention: str = "consistent",
     allocate: Callable[[int], np.ndarray] = _new_images,
+    need_label: bool = True,
 ) -> Extracted:
     """Read one basename's triplets; raise BadFile if one of its files is unusable.
 
@@ -189,7 +190,8 @@ def extract(
     (``edtrain.imaging.FLIP_CONVENTIONS``); npz inputs were rendered when they were written.
     Plane files are paths or root:// URLs (``edtrain.dataset.storage``). The images are cast
     into ``allocate(n)`` (e.g. the output's next rows); the usable ones end up first, in X-file
-    row order, and ``Extracted.images`` is that part of it.
+    row order, and ``Extracted.images`` is that part of it. Without ``need_label`` (applying
+    a model) triplets are kept whatever their true momentum.
     """
     if source.cluster_file is None:
         planes = _npz_planes(source)
@@ -197,7 +199,7 @@ def extract(
         planes = _cluster_planes(source.cluster_file, convention)
     with contextlib.closing(planes):
         u, v, x = planes.meta
-        match = match_triplets(u, v, x, cuts)
+        match = match_triplets(u, v, x, cuts, need_label)
         rows = [match.u, match.v, match.x]
         images = allocate(len(match.x))
         try:

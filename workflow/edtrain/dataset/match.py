@@ -79,8 +79,11 @@ def _passes_cuts(x: np.ndarray, cuts: Cuts) -> list[tuple[str, np.ndarray]]:
     return steps
 
 
-def match_triplets(u: np.ndarray, v: np.ndarray, x: np.ndarray, cuts: Cuts) -> Match:
-    """Match one basename's planes: selection cuts first, then matching and label checks."""
+def match_triplets(
+    u: np.ndarray, v: np.ndarray, x: np.ndarray, cuts: Cuts, need_label: bool = True
+) -> Match:
+    """Match one basename's planes: selection cuts first, then matching and (for training,
+    ``need_label``) the checks that the true momentum gives a direction."""
     valid, x_key = _keys(x)
     main = valid & (x[:, col.IS_MAIN_TRACK] == 1)
     counts = {"x_rows": len(x), "main_track": int(main.sum())}
@@ -104,7 +107,7 @@ def match_triplets(u: np.ndarray, v: np.ndarray, x: np.ndarray, cuts: Cuts) -> M
     found = (iu >= 0) & (iv >= 0)
     counts["unmatched"] = int(((reasons == "") & ~found).sum())
     norm = np.linalg.norm(x[candidates][:, col.MOM].astype(np.float64), axis=1)
-    matched = (reasons == "") & found
+    matched = (reasons == "") & found & need_label
     reasons[matched & ~np.isfinite(norm)] = NONFINITE_MOMENTUM
     reasons[matched & (norm == 0)] = ZERO_MOMENTUM
     ok = (reasons == "") & found

@@ -77,7 +77,8 @@ class Run:
         p = self.predictions
         if p is None or "kappa" not in p:
             return self.metrics.get("uncertainty")
-        return uncertainty(self.errors, p["kappa"], p["energy_mev"])
+        scale = float(p["kappa_scale"]) if "kappa_scale" in p else 1.0
+        return uncertainty(self.errors, p["kappa"], p["energy_mev"], kappa_scale=scale)
 
     @property
     def frame(self) -> str | None:

@@ -215,6 +215,7 @@ def uncertainty_section(r: Report) -> list[str]:
     shares = [f"{100 * s:g} %" for s in sorted(CONFIDENT_SHARES, reverse=True)]
     header = [
         "Version",
+        "κ scale",
         "Median κ",
         *(f"Inside {level} cone" for level in levels),
         "68 % (all)",
@@ -223,6 +224,7 @@ def uncertainty_section(r: Report) -> list[str]:
     rows = [
         [
             name,
+            _number(b.get("kappa_scale", 1.0), "{:.2f}"),
             _number(b["median_kappa"], "{:.1f}"),
             *(percent(b[f"cover_{round(100 * q)}"]) for q in CONE_LEVELS),
             deg(r.table.loc[name, "q68_deg"]),
@@ -252,7 +254,9 @@ def uncertainty_section(r: Report) -> list[str]:
         "",
         "Versions trained with the vmf loss predict a concentration κ per event: a cone around "
         "the predicted direction that should hold 68 % (90 %) of the test electrons. Far fewer "
-        "inside means overconfident, far more underconfident (docs/metrics.md).",
+        "inside means overconfident, far more underconfident. The network's κ is multiplied by "
+        "one factor per version (κ scale), fitted on its validation samples so that their 68 % "
+        "cones hold 68 % of them (docs/metrics.md).",
         "",
         *markdown_table(header, rows),
         "",

@@ -171,13 +171,32 @@ def write_file(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="production root directory")
-    parser.add_argument("--files", required=True, type=int, help="number of input files")
-    parser.add_argument("--events-per-file", required=True, type=int)
-    parser.add_argument("--seed", required=True, type=int)
-    parser.add_argument("--spectrum", choices=SPECTRA, default="supernova")
+    parser.add_argument(
+        "--files", required=True, type=int, help="number of files (one ES run each)"
+    )
+    parser.add_argument(
+        "--events-per-file", required=True, type=int, help="supernova ES events in each file"
+    )
+    parser.add_argument(
+        "--seed", required=True, type=int, help="the same seed gives the same files, byte for byte"
+    )
+    parser.add_argument(
+        "--spectrum",
+        choices=SPECTRA,
+        default="supernova",
+        help="neutrino energy spectrum (default: supernova)",
+    )
     parser.add_argument("--first-file", type=int, default=0, help="index of the first file")
-    parser.add_argument("--flip-convention", choices=FLIP_CONVENTIONS, default="consistent")
+    parser.add_argument(
+        "--flip-convention",
+        choices=FLIP_CONVENTIONS,
+        default="consistent",
+        help="image orientation (docs/simulation.md; default: consistent)",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="worker processes")
+    parser.epilog = (
+        "example: edtrain simulate --out prod --files 4 --events-per-file 200 --seed 1 --jobs 2"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
