@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from edtrain.insights.compare import controlled_pairs
 from edtrain.insights.runs import Run
 from edtrain.metrics import ENERGY_BINS_MEV
 from edtrain.plots import PLOT_FILES
+from edtrain.stats import fit_power_law
 
 N_TEST = 4000
 TEST_SET_HASH = "c0ffee"
@@ -73,6 +75,10 @@ def write_version(folder: Path, name: str, common: dict, rng: np.random.Generato
     training = {"status": status, "epochs_run": epochs, "best_epoch": 8, "n_train": samples,
                 "n_val": 0, "nan_epoch": 9 if status == "nan" else None,
                 "best_val_loss": 1.0, "dataset_hash": "d1"}  # fmt: skip
+    if name != "a1":  # a1 as trained before provenance was recorded
+        packages = {"keras": "3.15.1", "numpy": "2.4.6"}
+        training |= {"edtrain_version": "0.1.0", "git_commit": f"{name}cafe" * 8 + "-dirty",
+                     "python": "3.11.7", "packages": packages}  # fmt: skip
     (folder / "training.json").write_text(json.dumps(training))
     true = common["test_true"].astype(np.float64)
     pred = true + noise * rng.normal(size=true.shape)
@@ -287,3 +293,32 @@ def test_a_scaled_version_says_which_scaling() -> None:
     row = pd.Series({"samples": 1000.0, "samples_unscaled": 100000.0, "scaling": "test"})
     assert text.samples_cell(row) == "1k (test of 100k)"
     assert text.samples_cell(row.drop(["samples_unscaled", "scaling"])) == "1k"
+
+
+def test_each_version_names_its_code_and_libraries(out):
+    notes = (out / "insights.md").read_text().split("### Dataset, test-set and code identity")[1]
+    rows = {
+        line.split("|")[1].strip(): line for line in notes.splitlines() if line.startswith("| a")
+    }
+    assert "| 0.1.0 | a2cafea2cafe-dirty |" in rows["a2"] and "| — | — |" in rows["a1"]
+    packages = next(line for line in notes.splitlines() if line.startswith("Trained with"))
+    assert "keras 3.15.1" in packages and "Python 3.11.7" in packages and "a1" not in packages
+
+
+@pytest.mark.parametrize("best_measured", [40.0, 70.0])
+def test_no_recommendation_promises_worse_than_the_best_measured(best_measured) -> None:
+    """A pooled fit can extrapolate above a version already trained (the fit's points are
+    means over architectures): the size recommendation appears only below the best one."""
+    sizes = np.array([1000.0, 2000.0, 4000.0, 8000.0])
+    fit = fit_power_law(sizes, 100.0 * sizes**-0.05 * np.array([1.0, 1.001, 0.999, 1.0]))
+    names = ["b1", "b2", "b3", "b4", "b5"]
+    table = pd.DataFrame(
+        {"mean_deg": [*(100.0 * sizes**-0.05), best_measured], "failed": "", "best": False,
+         "nan_issues": False, "has_predictions": True},
+        index=names,
+    )  # fmt: skip
+    report = SimpleNamespace(table=table, fit=fit, next_samples=16000, runs=[])
+    expected, sigma = fit.predict(16000)
+    lines = "\n".join(text.recommendations(report))
+    assert ("Train at 16k samples" in lines) == (float(expected + sigma) < best_measured)
+    assert ("Train at 16k samples" in lines) == (best_measured == 70.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -76,6 +77,12 @@ def test_training_writes_the_contract_outputs_and_learns(dataset, tmp_path, loss
     assert record["device"] == ("CPU" if not gpu_names() else record["device"])
     assert record["replicas"] == (1 if len(gpu_names()) < 2 else len(gpu_names()))  # auto
     assert record["samples_capped"] is True and record["dataset_hash"] == "tiny-0-300"
+    # provenance: the checkout's commit (edtrain runs from one here) and the libraries
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(training.__file__).parent)  # fmt: skip
+    if head.returncode == 0:
+        assert record["git_commit"].startswith(head.stdout.strip())
+    assert {"keras", "numpy"} <= set(record["packages"]) and record["python"]
     history = pd.read_csv(out / "history.csv")
     assert list(history["epoch"]) == [0, 1, 2, 3, 4]
     assert {"loss", "val_loss", "val_mean_deg", "val_q68_deg", "val_frac_over_90"} <= set(history)

@@ -32,7 +32,6 @@ from typing import Any
 import keras
 import pandas as pd
 
-import edtrain
 from edtrain import callbacks as cb
 from edtrain import state
 from edtrain.angular_metrics import angular_metrics
@@ -48,6 +47,7 @@ from edtrain.frame import reflect
 from edtrain.losses import get_loss, output_size
 from edtrain.model import build_model
 from edtrain.pipeline import Dataset, ImageBatches, open_dataset
+from edtrain.provenance import provenance
 from edtrain.splits import select_version
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def record_crash(out_dir: Path, config: dict[str, Any], err: Exception) -> dict[
         "error": f"{type(err).__name__}: {err}",
         "epochs_run": 0,
         "samples_requested": config.get("samples"),
-        "edtrain_version": edtrain.__version__,
+        **provenance(),
     }
     (out_dir / state.MODEL).write_bytes(b"")
     (out_dir / cb.HISTORY).write_text("epoch,loss,val_loss\n")
@@ -280,7 +280,7 @@ def _train(
         "samples_requested": selection.requested,
         "samples_capped": selection.capped,
         "seed": config["seed"],
-        "edtrain_version": edtrain.__version__,
+        **provenance(),
         "backend": keras.backend.backend(),
         "precision": keras.mixed_precision.global_policy().name,
     }

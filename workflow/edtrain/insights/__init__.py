@@ -91,6 +91,11 @@ def summary_csv(table: pd.DataFrame, pointing: dict[str, Pointing]) -> pd.DataFr
                 "burst_q68_sigma_deg": p.q68_sigma_deg,
                 "burst_floor_q68_deg": p.floor_q68_deg,
                 "burst_weighted_q68_deg": p.weighted_q68_deg,
+                "burst_fixed_q68_deg": p.fixed_q68_deg,
+                "burst_fixed_sigma_deg": p.fixed_sigma_deg,
+                "burst_fixed_floor_q68_deg": p.fixed_floor_q68_deg,
+                "axis_pileup_ratio": p.pileup_ratio,
+                "axis_pileup_axis": p.pileup_axis,
             }
             for name, p in pointing.items()
         }

@@ -9,8 +9,14 @@ import numpy as np
 import pandas as pd
 
 from edtrain.insights.compare import Comparison
-from edtrain.insights.findings import SizeGroup, improvement
-from edtrain.insights.pointing import Pointing
+from edtrain.insights.findings import SizeGroup, improvement, usable
+from edtrain.insights.pointing import (
+    FIXED_CONE_DEG,
+    ISOTROPIC_Q68_DEG,
+    MIN_POOL,
+    PILEUP_CONE_DEG,
+    Pointing,
+)
 from edtrain.insights.runs import Run, samples_label
 from edtrain.insights.tables import NO_SCORE, Bootstrap, StatusRules
 from edtrain.metrics import CONE_LEVELS, CONFIDENT_SHARES, FLIP_FOLDED_MAX_DEG, SIGN_MIN_ABS
@@ -508,14 +514,23 @@ def pointing_section(r: Report) -> list[str]:
         f"Toy bursts of {r.burst_size} ES electrons drawn from each version's test predictions; "
         "burst direction = normalized sum of the predicted directions. 68 % containment of the "
         "burst-direction error ± its statistical spread; floor = the same bursts with perfect "
-        "electron directions.",
+        "electron directions. *Turned*: each event turned to a random azimuth about its "
+        "reference direction, which averages away errors that depend on the direction in the "
+        f"detector. *Detector frame*: bursts along ±x, ±y and ±z from the events within "
+        f"{FIXED_CONE_DEG:g}° of each (axes with at least {MIN_POOL} such events), turned only "
+        "onto the axis, so such errors stay (spread from resampling those events: a small pool "
+        "is itself off the axis by chance). *Pile-up*: predictions within "
+        f"{PILEUP_CONE_DEG:g}° of the named detector axis ÷ true directions there (1 = none). "
+        f"A burst direction drawn at random has a 68 % error of {ISOTROPIC_Q68_DEG:.1f}°: "
+        "versions within 10 % of it do not point (🚫).",
         "",
     ]
     if not r.pointing:
         return [*lines, "No version saved predictions: no pointing estimate."]
     weighted = any(p.weighted_q68_deg is not None for p in r.pointing.values())
-    header = ["Version", "Measured against", "Events", "Toys", "68 % burst error"]
+    header = ["Version", "Measured against", "Events", "Toys", "68 % burst error (turned)"]
     header += [*(["κ-weighted (maximum likelihood)"] if weighted else []), "Floor (perfect e⁻)"]
+    header += ["Detector frame", "Floor (detector frame)", "Pile-up"]
     rows = []
     for name, p in r.pointing.items():
         ml = p.weighted_q68_deg
@@ -525,13 +540,14 @@ def pointing_section(r: Report) -> list[str]:
                 f"{p.reference} direction",
                 f"{p.events}{' ⚠️' if p.events < p.burst_size else ''}",
                 str(p.toys),
-                f"{p.q68_deg:.2f}° ± {p.q68_sigma_deg:.2f}°",
+                f"{p.q68_deg:.2f}° ± {p.q68_sigma_deg:.2f}°{blind(p.q68_deg)}",
                 *(
                     [f"{ml:.2f}° ± {p.weighted_sigma_deg:.2f}°" if ml is not None else "—"]
                     if weighted
                     else []
                 ),
                 f"{p.floor_q68_deg:.2f}° ± {p.floor_sigma_deg:.2f}°",
+                *fixed_cells(p),
             ]
         )
     lines += markdown_table(header, rows)
@@ -554,6 +570,24 @@ def pointing_section(r: Report) -> list[str]:
     return lines
 
 
+def blind(q68_deg: float) -> str:
+    """🚫 where a burst error is within 10 % of a random direction's: no pointing."""
+    return " 🚫" if q68_deg > 0.9 * ISOTROPIC_Q68_DEG else ""
+
+
+def fixed_cells(p: Pointing) -> list[str]:
+    """The detector-frame burst error (🚫 near the random direction's), its floor, the pile-up."""
+    if p.fixed_q68_deg is None:
+        fixed, floor = "— (too few events near the axes)", "—"
+    else:
+        fixed = f"{p.fixed_q68_deg:.2f}° ± {p.fixed_sigma_deg:.2f}°{blind(p.fixed_q68_deg)}"
+        floor = f"{p.fixed_floor_q68_deg:.2f}°"
+    pileup = "—" if p.pileup_ratio is None or not np.isfinite(p.pileup_ratio) else (
+        f"{p.pileup_ratio:.2f} ({p.pileup_axis})"
+    )  # fmt: skip
+    return [fixed, floor, pileup]
+
+
 def hit_epoch_cap(run: Run) -> bool:
     """Training ran to max_epochs without early stopping (demo caps excluded: intended)."""
     epochs, cap = run.training.get("epochs_run"), run.config.get("max_epochs")
@@ -573,10 +607,14 @@ def recommendations(r: Report) -> list[str]:
         )
     if r.fit is not None and r.next_samples and falls_with_data(r.fit):
         value, sigma = r.fit.predict(r.next_samples)
-        items.append(
-            f"Train at {samples_label(r.next_samples)} samples: expected mean error "
-            f"{float(value):.1f}° ± {float(sigma):.1f}° from the data-scaling fit."
-        )
+        measured = float(usable(t)["mean_deg"].min())
+        # only a gain beyond the fit's own 1σ: else it promises nothing the best has not done
+        if float(value) + float(sigma) < measured:
+            items.append(
+                f"Train at {samples_label(r.next_samples)} samples: expected mean error "
+                f"{float(value):.1f}° ± {float(sigma):.1f}° from the data-scaling fit, "
+                f"against {measured:.1f}° for the best measured version."
+            )
     nan_versions = list(t.index[t["nan_issues"].astype(bool)])
     if nan_versions:
         items.append(
@@ -635,18 +673,37 @@ def technical_notes(r: Report) -> list[str]:
         "- ⭐ BEST: lowest mean error among versions not failed (NaN issues allowed).",
         "- ✅ Stable: neither failed nor NaN-affected.",
         "",
-        "### Dataset and test-set identity",
-        "| Version | Dataset | Dataset hash | Scored on | Missing |",
-        "|---------|---------|--------------|-----------|---------|",
+        "### Dataset, test-set and code identity",
+        "| Version | Dataset | Dataset hash | Scored on | edtrain | Commit | Missing |",
+        "|---------|---------|--------------|-----------|---------|--------|---------|",
     ]
     for run in r.runs:
         missing = (run.legacy or {}).get("missing") or run.missing
+        commit = run.training.get("git_commit")
         lines.append(
             f"| {run.name} | {run.config.get('dataset', '—')} | "
             f"{short(run.training.get('dataset_hash'))} | {short(run.test_set)} | "
+            f"{run.training.get('edtrain_version', '—')} | {commit[:12] if commit else '—'}"
+            f"{'-dirty' if commit and commit.endswith('-dirty') else ''} | "
             f"{', '.join(missing) or '—'} |"
         )
-    return lines
+    return [*lines, "", *package_lines(r)]
+
+
+def package_lines(r: Report) -> list[str]:
+    """The libraries the versions trained with (training.json ``packages``), one line per
+    distinct set, naming its versions."""
+    sets: dict[str, list[str]] = {}
+    for run in r.runs:
+        found = run.training.get("packages")
+        if found:
+            label = ", ".join(f"{k} {v}" for k, v in sorted(found.items()))
+            sets.setdefault(f"Python {run.training.get('python', '?')}, {label}", []).append(
+                run.name
+            )
+    if not sets:
+        return ["No training record names its packages (trained before edtrain recorded them)."]
+    return [f"Trained with {label}: {', '.join(names)}." for label, names in sets.items()]
 
 
 def render(r: Report) -> str:
