@@ -32,6 +32,7 @@ from edtrain.dataset.discover import discover
 from edtrain.dataset.extract import BadFile, extract
 from edtrain.dataset.match import Cuts
 from edtrain.dataset.progress import progress
+from edtrain.dataset.table import unit_or_nan
 from edtrain.formats import columns as col
 
 log = logging.getLogger(__name__)
@@ -122,14 +123,11 @@ def truth_columns(metadata: np.ndarray, direction: np.ndarray) -> dict[str, np.n
     """True direction (NaN where the input has no momentum) and its angle to the prediction."""
     from edtrain.metrics import angular_error_deg
 
-    momentum = metadata[:, col.MOM].astype(np.float64)
-    norm = np.linalg.norm(momentum, axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        true = np.where((norm > 0) & np.isfinite(norm), momentum / norm, np.nan)
+    true = unit_or_nan(metadata[:, col.MOM])
     error = np.full(len(true), np.nan)
     has = np.isfinite(true).all(axis=1)
     error[has] = angular_error_deg(direction[has], true[has])
-    return {**dict(zip(TRUTH, true.T.astype(np.float32), strict=True)), "error_deg": error}
+    return {**dict(zip(TRUTH, true.T, strict=True)), "error_deg": error}
 
 
 def apply(

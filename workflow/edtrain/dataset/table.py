@@ -53,7 +53,7 @@ def padded(metadata: np.ndarray) -> np.ndarray:
     return out
 
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
+def unit_or_nan(vectors: np.ndarray) -> np.ndarray:
     """Unit vectors as float32; NaN where the vector is zero or not finite."""
     vectors = vectors.astype(np.float64)
     norm = np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -75,7 +75,7 @@ def sample_columns(
     event = x[:, col.EVENT].astype(np.int64)
     match_id = x[:, col.MATCH_ID].astype(np.int64)
     names = np.repeat(name_hash(basenames), counts)
-    label, nu_dir = _unit(x[:, col.MOM]), _unit(x[:, col.NU_MOM])
+    label, nu_dir = unit_or_nan(x[:, col.MOM]), unit_or_nan(x[:, col.NU_MOM])
     return {
         "event": event,
         "match_id": match_id,
