@@ -6,6 +6,9 @@ STAMP := $(VENV)/.edtrain-installed
 PYTHON ?= python3
 # The rules call the `edtrain` command: put the environment's bin/ first, as activating it would.
 export PATH := $(abspath $(BIN)):$(PATH)
+# Snakemake imports every installed executor plugin at start-up, and HTCondor's bindings warn on
+# import wherever no HTCondor is configured (a laptop, CI): not a concern of a local run.
+export PYTHONWARNINGS := ignore:The environment variable CONDOR_CONFIG is unset:UserWarning
 
 .PHONY: demo test lint dryrun clean-demo
 

@@ -414,6 +414,15 @@ def test_a_version_may_not_be_named_like_a_rule(config: dict[str, Any]) -> None:
         edconfig.check_version_names(bad, ["train", "all"])
 
 
+def test_results_dir_moves_the_results_not_logs_or_state(config: dict[str, Any]) -> None:
+    moved = copy.deepcopy(config) | {"run": {"name": "eos", "results_dir": "/eos/x/edtrain/"}}
+    assert edconfig.run_dir(moved) == "/eos/x/edtrain/eos"
+    assert edconfig.dataset_dir(moved) == "/eos/x/edtrain/eos/datasets/synthetic"
+    assert edconfig.run_dir(moved, "logs") == "logs/eos"
+    assert edconfig.run_dir(moved, ".state") == ".state/eos"
+    assert edconfig.run_dir(config) == "results"
+
+
 def test_without_drops_dotted_keys_and_leaves_the_original(config: dict[str, Any]) -> None:
     resolved = edconfig.resolve_version(config, "v14")
     kept = edconfig.without(resolved, ["description", "performance.workers", "no.such.key"])
@@ -423,10 +432,12 @@ def test_without_drops_dotted_keys_and_leaves_the_original(config: dict[str, Any
 
 
 def test_dataset_definition_ignores_the_chunk_count(config: dict[str, Any]) -> None:
+    """Neither the chunk count nor whether the chunks are kept changes the dataset."""
     definition = edconfig.dataset_definition(config)
     assert "chunks" not in definition and definition["synthetic"] == config["data"]["synthetic"]
     rechunked = copy.deepcopy(config)
     rechunked["data"]["chunks"] += 3
+    rechunked["data"]["keep_chunks"] = not config["data"]["keep_chunks"]
     assert edconfig.dataset_definition(rechunked) == definition
     rechunked["data"]["test_fraction"] /= 2
     assert edconfig.dataset_definition(rechunked) != definition

@@ -17,6 +17,7 @@ import pytest
 from edtrain import cli
 from edtrain.insights import text
 from edtrain.insights.compare import controlled_pairs
+from edtrain.insights.findings import scaling_group
 from edtrain.insights.runs import Run
 from edtrain.metrics import ENERGY_BINS_MEV
 from edtrain.plots import PLOT_FILES
@@ -39,7 +40,8 @@ def unit_rows(v: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def common_test_set(rng: np.random.Generator, with_nu: bool) -> dict[str, np.ndarray]:
+def common_test_set(rng: np.random.Generator, nu_share: float) -> dict[str, np.ndarray]:
+    """Test samples of which ``nu_share`` carry a neutrino direction."""
     nu = unit_rows(rng.normal(size=(N_TEST, 3)))
     true = unit_rows(nu + 0.4 * rng.normal(size=(N_TEST, 3)))
     oracle = unit_rows(true + 0.1 * rng.normal(size=(N_TEST, 3)))
@@ -49,7 +51,9 @@ def common_test_set(rng: np.random.Generator, with_nu: bool) -> dict[str, np.nda
         "oracle_dir": oracle.astype(np.float32),
         "key_hash": rng.permutation(N_TEST).astype(np.uint64),
         "energy_mev": rng.uniform(2, 70, N_TEST).astype(np.float32),
-        "nu_dir": (nu if with_nu else np.full_like(nu, np.nan)).astype(np.float32),
+        "nu_dir": np.where(np.arange(N_TEST)[:, None] < nu_share * N_TEST, nu, np.nan).astype(
+            np.float32
+        ),
     }
 
 
@@ -89,9 +93,9 @@ def write_version(folder: Path, name: str, common: dict, rng: np.random.Generato
     (folder / "metrics.json").write_text(json.dumps({"test_set_hash": TEST_SET_HASH}))
 
 
-def run_insights(root: Path, with_nu: bool = True, extra: tuple[str, ...] = ()) -> Path:
+def run_insights(root: Path, nu_share: float = 1.0, extra: tuple[str, ...] = ()) -> Path:
     rng = np.random.default_rng(3)
-    common = common_test_set(rng, with_nu)
+    common = common_test_set(rng, nu_share)
     for name in VERSIONS:
         write_version(root / "results" / name, name, common, rng)
     out = root / "out"
@@ -150,11 +154,44 @@ def test_pointing_against_the_neutrino_with_a_floor(out):
 
 
 def test_pointing_falls_back_to_the_electron_direction(tmp_path):
-    out = run_insights(tmp_path, with_nu=False)
+    out = run_insights(tmp_path, nu_share=0.0)
     summary = pd.read_csv(out / "summary.csv", index_col="version")
     assert (summary.loc[["a1", "a2", "a3"], "burst_reference"] == "electron").all()
     assert (summary.loc[["a1", "a2", "a3"], "burst_floor_q68_deg"] == 0).all()
     assert "Measured against the electron direction" in (out / "insights.md").read_text()
+
+
+def test_the_report_says_what_the_dataset_holds_and_what_was_skipped(tmp_path, monkeypatch):
+    """Mixed 14/18-column inputs: counts, skips by reason, and the test samples (and burst
+    events) that have a neutrino direction."""
+    monkeypatch.chdir(tmp_path)
+    dataset = tmp_path / "results" / "datasets" / "t"  # the versions' config "dataset"
+    dataset.mkdir(parents=True)
+    counts = {"basenames": 3, "x_rows": 90, "main_track": 40, "after_marley": 40, "after_es": 30,
+              "matched": 25, "samples": 24, "unmatched": 5}  # fmt: skip
+    manifest = {
+        "inputs": [{"path": f"f{i}.npz", "metadata_width": w} for i, w in enumerate([14, 18])],
+        "counts": counts, "cuts": {"energy_min": None, "energy_max": None},
+        "samples": 24, "test_size": 4,
+        "skipped_files": [{"path": "bad.npz", "reason": "unreadable npz (truncated)",
+                           "basename": "bad"}],
+        "skipped_rows": [{"path": "f0.npz", "basename": "f0", "event": e, "match_id": 1,
+                          "reason": "non-finite pixels in the X plane"} for e in (1, 2)],
+    }  # fmt: skip
+    (dataset / "manifest.json").write_text(json.dumps(manifest))
+    nu = np.where(np.arange(24)[:, None] < 23, 0.6, np.nan)  # 3 of the 4 test rows have one
+    pd.DataFrame(
+        {"split": ["pool"] * 20 + ["test"] * 4, "nu_dir_x": nu[:, 0], "nu_dir_y": nu[:, 0],
+         "nu_dir_z": nu[:, 0]}
+    ).to_parquet(dataset / "samples.parquet")  # fmt: skip
+    markdown = (run_insights(tmp_path, nu_share=0.5) / "insights.md").read_text()
+    row = next(line for line in markdown.splitlines() if line.startswith("| results/datasets/t"))
+    assert "| a1, a2, a3, a4 | 2 (14/18 columns) |" in row
+    assert "| 3 basenames → 90 X rows → 40 main-track → 40 MARLEY → 30 ES → 25 matched" in row
+    assert "| 4 of 24 | 3 of 4 | 1 × unreadable npz | 2 × non-finite pixels in the X plane |" in row
+    burst = next(line for line in markdown.splitlines() if line.startswith("| a1 | neutrino"))
+    assert f"| {N_TEST // 2} of {N_TEST} |" in burst
+    assert "only n of the N scored test events carry a neutrino direction" in markdown
 
 
 def test_energy_table_uses_the_predecessor_bins(out):
@@ -164,6 +201,7 @@ def test_energy_table_uses_the_predecessor_bins(out):
     assert a1["e_hi_mev"].tolist() == ENERGY_BINS_MEV[1:].tolist()
     assert a1["n"].sum() == N_TEST
     assert set(energy["version"]) == {"a1", "a2", "a3"}
+    assert set(energy["energy"]) == {"cluster energy from ADC (metadata column 10)"}
 
 
 def test_hyperopt_request_that_did_not_run_is_flagged(out):
@@ -262,7 +300,7 @@ def test_a_vmf_version_has_its_cones_checked(tmp_path):
     """Predictions whose length κ is the true concentration of their scatter: about 68 % and
     90 % of the test electrons lie inside their predicted cones, and the section says so."""
     rng = np.random.default_rng(5)
-    common = common_test_set(rng, with_nu=True)
+    common = common_test_set(rng, nu_share=1.0)
     folder = tmp_path / "results" / "a1"
     write_version(folder, "a1", common, rng)
     config = json.loads((folder / "config.json").read_text())
@@ -314,11 +352,34 @@ def test_no_recommendation_promises_worse_than_the_best_measured(best_measured) 
     names = ["b1", "b2", "b3", "b4", "b5"]
     table = pd.DataFrame(
         {"mean_deg": [*(100.0 * sizes**-0.05), best_measured], "failed": "", "best": False,
-         "nan_issues": False, "has_predictions": True},
+         "nan_issues": False, "has_predictions": True, "samples": [*sizes, 500.0]},
         index=names,
     )  # fmt: skip
-    report = SimpleNamespace(table=table, fit=fit, next_samples=16000, runs=[])
+    report = SimpleNamespace(
+        table=table, fit=fit, fit_versions=names[:4], next_samples=16000, runs=[]
+    )
     expected, sigma = fit.predict(16000)
     lines = "\n".join(text.recommendations(report))
-    assert ("Train at 16k samples" in lines) == (float(expected + sigma) < best_measured)
-    assert ("Train at 16k samples" in lines) == (best_measured == 70.0)
+    promised = "Train b4's recipe at 16k samples" in lines
+    assert promised == (float(expected + sigma) < best_measured) == (best_measured == 70.0)
+
+
+def test_the_scaling_fit_pools_one_architecture_loss_and_frame_only(out) -> None:
+    """Three versions of one recipe at two sizes fit; other architectures never join them."""
+
+    def run(name: str, filters: int, samples: int) -> Run:
+        config = {"model": {"conv_layers": 2, "filters": filters}, "loss": "angular"}
+        return Run(name, config=config, training={"n_train": samples, "n_val": 0})
+
+    runs = [run("s1", 8, 1000), run("s2", 8, 2000), run("w1", 16, 4000), run("s3", 8, 4000)]
+    table = pd.DataFrame(
+        {"mean_deg": [60.0, 55.0, 40.0, 50.0], "failed": "", "samples": [1000, 2000, 4000, 4000]},
+        index=[r.name for r in runs],
+    )
+    assert scaling_group(runs, table) == ["s1", "s2", "s3"]
+    assert scaling_group(runs[:3], table) == []  # two of the recipe: no fit
+    # the fixture's angular/detector versions are a2 and a3 only (a4 crashed): no fit at all
+    assert (
+        "no scaling fit: it needs three versions of one architecture"
+        in (out / "insights.md").read_text()
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,9 +15,12 @@ from edtrain import cli
 from edtrain.plots import PLOT_FILES, error_vs_energy
 
 
-def test_plot_files_are_a_fixed_list_of_pngs():
+def test_plot_files_are_a_fixed_list_of_pngs_each_with_its_report_caption():
     assert len(set(PLOT_FILES)) == len(PLOT_FILES) == 7
     assert all(name.endswith(".png") for name in PLOT_FILES)
+    captions = (Path(__file__).parents[2] / "workflow" / "report" / "plots.rst").read_text()
+    for name in PLOT_FILES:
+        assert f'snakemake.wildcards.name == "{name.removesuffix(".png")}" %}}' in captions, name
 
 
 @pytest.mark.parametrize("status", ["failed", None])
@@ -52,17 +56,22 @@ def test_energy_plot_ends_at_the_last_bin_drawn():
     assert fig.axes[0].get_xlim() == (0.0, 8.0)
 
 
-def test_the_oracle_is_drawn_once_for_versions_sharing_its_samples():
+def test_energy_plot_has_a_panel_per_version_with_the_oracle_of_its_own_samples():
     bins = {"e_lo_mev": [2.0, 4.0], "e_hi_mev": [4.0, 6.0], "n": [20, 30]}
     bins |= {"median_deg": [40.0, 35.0], "q68_deg": [70.0, 60.0]}
     oracle = {"oracle_n": [15, 25], "oracle_median_deg": [5.0, 4.0], "oracle_q68_deg": [8.0, 7.0]}
     energy = pd.concat(
         [pd.DataFrame(bins | oracle).assign(version=v) for v in ("v1", "v2")], ignore_index=True
     )
+    energy.loc[energy["version"] == "v2", "oracle_q68_deg"] = 9.0
     report = SimpleNamespace(runs=[SimpleNamespace(name="v1"), SimpleNamespace(name="v2")])
     fig = error_vs_energy(report, energy)  # type: ignore[arg-type]
-    labels = fig.axes[0].get_legend_handles_labels()[1]
-    assert labels.count("oracle 68 %") == 1 and "v2 68 %" in labels
-    other = energy.assign(oracle_q68_deg=np.where(energy["version"] == "v2", 9.0, 8.0))
-    labels = error_vs_energy(report, other).axes[0].get_legend_handles_labels()[1]  # type: ignore[arg-type]
-    assert "oracle (v1's samples) 68 %" in labels and "oracle (v2's samples) 68 %" in labels
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+    assert [ax.get_title() for ax in panels] == ["v1", "v2"]
+    for ax, q68 in zip(panels, (8.0, 9.0), strict=True):
+        heights = [tuple(np.round(p.get_data()[0], 1)) for p in ax.patches]  # StepPatch values
+        assert (q68, 7.0 if q68 == 8.0 else 9.0) in heights  # its oracle, not the other's
+        assert (70.0, 60.0) in heights
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["median", "68 % containment", "oracle median (same samples)",
+                      "oracle 68 % (same samples)"]  # fmt: skip

@@ -106,6 +106,23 @@ def test_runs_of_different_configs_never_share_a_file(snakemake, rundir: Path) -
     assert "--state-dir .state/v12" in plain.stdout
 
 
+def test_results_can_live_elsewhere_with_logs_and_state_in_the_checkout(
+    snakemake, rundir: Path, tmp_path: Path
+) -> None:
+    """run.results_dir (e.g. EOS on lxplus): the bulk moves, logs and state stay."""
+    store = tmp_path / "store"
+    config = rundir / "elsewhere.yaml"
+    config.write_text(yaml.safe_dump({"run": {"name": "big", "results_dir": f"{store}/"}}))
+    listing = snakemake("-n", "-p", "v12", "--configfile", str(config))
+    assert listing.returncode == 0, listing.stdout
+    jobs = planned_jobs(listing.stdout)
+    assert {"simulate", "chunk", "assemble", "train", "predict"} <= {job.rule for job in jobs}
+    outputs = [path for job in jobs for path in job.outputs]
+    assert outputs and all(path.startswith(f"{store}/big/") for path in outputs), outputs
+    assert all(path.startswith("logs/big/") for job in jobs for path in job.logs)
+    assert "--state-dir .state/big/v12" in listing.stdout
+
+
 def test_a_version_file_target_plans_that_version_only(snakemake) -> None:
     jobs = dry_run(snakemake, "results/v9/metrics.json")
     assert {job.wildcards["version"] for job in jobs if "version" in job.wildcards} == {"v9"}
@@ -244,7 +261,12 @@ def test_resolved_config_on_disk_is_what_the_package_resolves(snakemake, rundir:
     assert on_disk == json.loads(json.dumps(resolve_version(config, "v14")))
 
 
-def test_files_added_to_a_production_redo_only_their_chunk(snakemake, rundir: Path) -> None:
+@pytest.mark.parametrize("keep_chunks", [True, False])
+def test_files_added_to_a_production_redo_only_their_chunk(
+    snakemake, rundir: Path, keep_chunks: bool
+) -> None:
+    """Kept chunks: only the one the files fall in. Deleted chunks (data.keep_chunks false,
+    against storing the images twice): none while nothing changed, every one when files come."""
     simulated = subprocess.run(
         [
             *(sys.executable, "-m", "edtrain.cli", "simulate", "--out", "production"),
@@ -262,14 +284,18 @@ def test_files_added_to_a_production_redo_only_their_chunk(snakemake, rundir: Pa
     aside.mkdir()
     for path in folder.glob(f"{late}_plane*.npz"):
         path.rename(aside / path.name)
-    target = ["results/datasets/eos/manifest.json", "--configfile", "config/test/eos.yaml"]
+    (rundir / "chunks.yaml").write_text(yaml.safe_dump({"data": {"keep_chunks": keep_chunks}}))
+    target = ["results/datasets/eos/manifest.json"]
+    target += ["--configfile", "config/test/eos.yaml", "chunks.yaml"]
     built = snakemake("--cores", "2", *target)
     assert built.returncode == 0, built.stdout
     assert not planned_jobs(snakemake("-n", *target).stdout)
+    assert (rundir / "results/chunks/eos").is_dir() == keep_chunks
 
     for path in aside.iterdir():
         path.rename(folder / path.name)
     jobs = dry_run(snakemake, *target)
-    (chunk,) = chunk_of([late], 2).tolist()
-    assert [job.wildcards for job in jobs if job.rule == "chunk"] == [{"chunk": str(chunk)}]
+    chunks = chunk_of([late], 2).tolist() if keep_chunks else [0, 1]
+    planned = [job.wildcards for job in jobs if job.rule == "chunk"]
+    assert sorted(planned, key=str) == [{"chunk": str(k)} for k in chunks]
     assert "assemble" in {job.rule for job in jobs}

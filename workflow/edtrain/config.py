@@ -111,10 +111,12 @@ def dataset_name(config: Mapping[str, Any]) -> str:
     return str(config["data"]["source"])
 
 
-def run_dir(config: Mapping[str, Any], root: str = "results") -> str:
-    """This run's folder under ``root`` (results, logs, .state): ``root/<run.name>``, or
-    ``root`` itself for the unnamed run. Runs of different configs never share a file."""
+def run_dir(config: Mapping[str, Any], root: str | None = None) -> str:
+    """This run's folder under ``root`` (logs, .state; by default the results folder,
+    ``run.results_dir``): ``root/<run.name>``, or ``root`` itself for the unnamed run. Runs of
+    different configs never share a file."""
     name = config["run"]["name"]
+    root = root or str(config["run"].get("results_dir") or "results").rstrip("/")
     return f"{root}/{name}" if name else root
 
 
@@ -264,9 +266,10 @@ def without(tree: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
 
 def dataset_definition(config: Mapping[str, Any]) -> dict[str, Any]:
     """What the dataset's content follows, as known before it is built: the ``data`` settings
-    less ``chunks`` (any chunk count gives a bitwise-identical dataset) and the names of the
-    local files it reads. A root:// folder's files are listed by the jobs only."""
-    data = without(config["data"], ["chunks"])
+    less ``chunks`` (any chunk count gives a bitwise-identical dataset) and ``keep_chunks``
+    (whether the chunks outlive it), and the names of the local files it reads. A root://
+    folder's files are listed by the jobs only."""
+    data = without(config["data"], ["chunks", "keep_chunks"])
     if data["source"] == "synthetic":
         data["directories"] = []
     else:

@@ -23,6 +23,7 @@ import pandas as pd
 import edtrain.angular_metrics
 import edtrain.model  # noqa: F401
 from edtrain import metrics
+from edtrain.dataset.reader import MANIFEST
 from edtrain.frame import reflect
 from edtrain.losses import concentration
 from edtrain.pipeline import ImageBatches, open_dataset
@@ -89,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
         )
     args.out_predictions.parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out_predictions, **predictions)
-    manifest = json.loads((args.dataset / "manifest.json").read_text())
+    manifest = json.loads((args.dataset / MANIFEST).read_text())
     scores = score(predictions, config["name"], manifest["test_set_hash"])
     scores["training_status"] = record["status"]
     args.out_metrics.parent.mkdir(parents=True, exist_ok=True)

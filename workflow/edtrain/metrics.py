@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 ENERGY_BINS_MEV = np.array([*range(2, 32, 2), 35, 40, 50, 70], dtype=float)
+# what the bins bin: `energy_mev`, the cluster energy the metadata carries, not the true one
+ENERGY_BINNED = "cluster energy from ADC (metadata column 10)"
 # A head–tail flip: the axis is right within this (sign-folded error below it) but the sense is
 # reversed (error above 90°), i.e. an error above 180° − FLIP_FOLDED_MAX_DEG. Fixed, not a
 # version's own folded 68 %, so the fraction compares across versions.

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from edtrain.augment import augment
-from edtrain.dataset.reader import Images, open_images
+from edtrain.dataset.reader import MANIFEST, SAMPLES, Images, open_images
 
 LABEL_COLUMNS = ["label_x", "label_y", "label_z"]
 
@@ -44,8 +44,8 @@ def open_dataset(path: str | Path, columns: list[str] | None = None) -> Dataset:
     """Open the image parts for reading, plus samples.parquet and manifest.json."""
     path = Path(path)
     images = open_images(path)
-    samples = pd.read_parquet(path / "samples.parquet", columns=columns)
-    manifest = json.loads((path / "manifest.json").read_text())
+    samples = pd.read_parquet(path / SAMPLES, columns=columns)
+    manifest = json.loads((path / MANIFEST).read_text())
     if len(samples) != len(images):
         raise ValueError(f"{path}: {len(samples)} sample rows but {len(images)} images")
     return Dataset(images=images, samples=samples, manifest=manifest)

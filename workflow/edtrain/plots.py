@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter, MaxNLocator
 
 from edtrain.insights.findings import usable
@@ -37,14 +38,47 @@ STAT_STYLE = {  # statistic → (label, marker)
 
 
 def colors(names: list[str]) -> dict[str, tuple[float, ...]]:
-    """One stable colour per version, in report order."""
-    cmap = matplotlib.colormaps["tab10"]
-    return {name: cmap(i % 10) for i, name in enumerate(names)}
+    """One stable colour per version, in report order: tab20's dark shades, then its light
+    ones, so up to 20 versions never share a colour."""
+    cmap = matplotlib.colormaps["tab20"]
+    return {name: cmap((2 * i) % 20 + (i // 10) % 2) for i, name in enumerate(names)}
 
 
 def subplots(nrows: int = 1, ncols: int = 1, **kwargs: object) -> tuple[Figure, np.ndarray]:
     fig = Figure(figsize=kwargs.pop("figsize", (6.5, 4.5)), layout="constrained")
     return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def small_multiples(
+    n: int, panel: tuple[float, float] = (3.6, 2.8), ncols: int = 4
+) -> tuple[Figure, list[Axes]]:
+    """A grid of n panels sharing both axes (one per version: overlaid, a dozen versions are
+    unreadable); unused cells hidden."""
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = subplots(
+        nrows,
+        ncols,
+        figsize=(panel[0] * ncols, panel[1] * nrows + 0.8),
+        sharex=True,
+        sharey=True,
+        squeeze=False,
+    )
+    for ax in axes.flat[n:]:
+        ax.set_axis_off()
+    for ax in axes.flat[:n]:
+        ax.tick_params(labelbottom=True, labelleft=True)
+    return fig, list(axes.flat[:n])
+
+
+def label_edges(axes: list[Axes], xlabel: str, ylabel: str) -> None:
+    """Axis labels on the panels of small_multiples with no panel below or to the left."""
+    ncols = axes[0].get_subplotspec().get_gridspec().ncols
+    for i, ax in enumerate(axes):
+        if i + ncols >= len(axes):
+            ax.set_xlabel(xlabel)
+        if i % ncols == 0:
+            ax.set_ylabel(ylabel)
 
 
 def placeholder(message: str) -> Figure:
@@ -126,20 +160,33 @@ def scaling(report: Report) -> Figure:
             capsize=3,
             label=f"versions, {arch}",
         )
-    above = rows["mean_deg"] >= rows.groupby("samples")["mean_deg"].transform("median")
-    for name, ni, mi, up in zip(rows.index, n, mean, above, strict=True):
-        ax.annotate(
-            str(name),
-            (ni, mi),
-            xytext=(6, 4 if up else -10),
-            textcoords="offset points",
-            fontsize=8,
-        )
+    # labels in a column right of each size, in the order of the errors and at least a line
+    # apart, so that close values do not print their names over each other
+    gap = 0.045 * (float((mean + err[1]).max() - (mean - err[0]).min()) or 1.0)
+    for _, idx in rows.reset_index().groupby("samples").indices.items():
+        order = idx[np.argsort(mean[idx])]
+        spread = mean[order] - gap * np.arange(len(order))
+        y = np.maximum.accumulate(spread) + gap * np.arange(len(order))
+        y -= max(0.0, float((y - mean[order]).mean()))  # centre the column on its points
+        for i, yi in zip(order, y, strict=True):
+            ax.annotate(
+                str(rows.index[i]),
+                (n[i], mean[i]),
+                xytext=(n[i] * 1.07, yi),
+                textcoords="data",
+                va="center",
+                fontsize=8,
+                arrowprops={"arrowstyle": "-", "color": "0.6", "lw": 0.5, "shrinkA": 0},
+            )
     if report.fit is not None:
-        top = max(n.max(), report.next_samples or 0)
-        grid = np.geomspace(n.min() / 1.2, top * 1.2, 200)
+        fitted = table.loc[report.fit_versions, "samples"].astype(float)
+        top = max(fitted.max(), report.next_samples or 0)
+        grid = np.geomspace(fitted.min() / 1.2, top * 1.2, 200)
         value, sigma = report.fit.predict(grid)
-        label = f"fit: {report.fit.amplitude:.0f}° · N^(−{report.fit.exponent:.3f})"
+        label = (
+            f"fit over {', '.join(report.fit_versions)}: "
+            f"{report.fit.amplitude:.0f}° · N^(−{report.fit.exponent:.3f})"
+        )
         ax.plot(grid, value, color="C0", label=label)
         ax.fill_between(grid, value - sigma, value + sigma, color="C0", alpha=0.2, label="fit ±1σ")
         if report.next_samples:
@@ -162,45 +209,71 @@ def scaling(report: Report) -> Figure:
     return fig
 
 
-def _history_panel(ax: Axes, run: Run) -> None:
+# what each loss's value is, for the panels' y labels: the losses do not share units
+LOSS_LABELS = {
+    "cosine": "1 − cos θ",
+    "angular": "θ [rad]",
+    "focal_angular": "(θ/π)²·θ [rad]",
+    "hybrid": "θ [rad] + 1 − cos θ",
+    "vmf": "vMF −log-likelihood [nats]",
+}
+HISTORY_LINES = {  # key → (label, style); one legend for the figure
+    "loss": ("training loss", {"color": "C0", "ls": "-"}),
+    "val_loss": ("validation loss", {"color": "C1", "ls": "--"}),
+    "best": ("best epoch (weights kept)", {"color": "g", "ls": ":", "lw": 1}),
+    "nan": ("first NaN", {"color": "r", "lw": 1.5}),
+    "lr": ("learning rate (right axis)", {"color": "0.6", "lw": 1}),
+}
+
+
+def _history_panel(ax: Axes, run: Run) -> set[str]:
+    """One version's curves; returns the HISTORY_LINES keys it drew."""
     h = run.history
     epoch = np.arange(1, len(h) + 1)
-    for col, style in (("loss", "-"), ("val_loss", "--")):
+    drawn = set()
+    for col in ("loss", "val_loss"):
         if col in h:
-            ax.plot(epoch, h[col], style, color="C0" if col == "loss" else "C1", label=col)
-    best = run.training.get("best_epoch")
-    if best:
-        ax.axvline(best, color="g", lw=1, ls=":", label=f"best epoch {best}")
-    nan_epoch = run.training.get("nan_epoch")
-    if nan_epoch:
-        ax.axvline(nan_epoch, color="r", lw=1.5, label=f"first NaN, epoch {nan_epoch}")
+            ax.plot(epoch, h[col], **HISTORY_LINES[col][1])
+            drawn.add(col)
+    for key, field in (("best", "best_epoch"), ("nan", "nan_epoch")):
+        if run.training.get(field):
+            ax.axvline(run.training[field], **HISTORY_LINES[key][1])
+            drawn.add(key)
     ax.set_title(f"{run.name} ({run.loss} loss)", fontsize=10)
     ax.set_xlabel("epoch")
+    ax.set_ylabel(LOSS_LABELS.get(run.loss, f"{run.loss} loss"), fontsize=9)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     lr_col = next((c for c in ("learning_rate", "lr") if c in h), None)
     if lr_col:
         twin = ax.twinx()
-        twin.plot(epoch, h[lr_col], color="0.6", lw=1, zorder=0)
+        twin.plot(epoch, h[lr_col], zorder=0, **HISTORY_LINES["lr"][1])
         twin.set_yscale("log")
         twin.set_ylabel("learning rate", color="0.4", fontsize=8)
         twin.tick_params(labelsize=7, colors="0.4")
-    ax.legend(fontsize=7, loc="upper right")
+        drawn.add("lr")
+    return drawn
 
 
 def histories(report: Report) -> Figure:
-    """Training and validation loss per version, best epoch, NaN epoch, learning rate (grey)."""
+    """Training and validation loss per version (each in its loss's unit), best epoch, NaN
+    epoch, learning rate."""
     runs = [r for r in report.runs if r.history is not None and len(r.history)]
     if not runs:
         return placeholder("no training histories")
     ncols = min(3, len(runs))
     nrows = -(-len(runs) // ncols)
-    fig, axes = subplots(nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows), squeeze=False)
+    fig, axes = subplots(nrows, ncols, figsize=(4.6 * ncols, 3.4 * nrows + 0.6), squeeze=False)
+    drawn: set[str] = set()
     for ax, run in zip(axes.flat, runs, strict=False):
-        _history_panel(ax, run)
+        drawn |= _history_panel(ax, run)
     for ax in axes.flat[len(runs) :]:
         ax.set_axis_off()
-    fig.suptitle("Training (solid) and validation (dashed) loss; grey, right axis: learning rate")
+    keys = [key for key in HISTORY_LINES if key in drawn]
+    handles = [Line2D([], [], **HISTORY_LINES[key][1]) for key in keys]
+    labels = [HISTORY_LINES[key][0] for key in keys]
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(keys), fontsize=9)
+    fig.suptitle("Training history per version (each panel in its own loss's unit)")
     return fig
 
 
@@ -233,80 +306,75 @@ def error_cdf(report: Report) -> Figure:
 
 
 def cosine(report: Report) -> Figure:
+    """Per version, the distribution of cos(predicted, true); the flipped side (cos < 0) shaded."""
     runs = with_predictions(report)
     if not runs:
         return placeholder("no saved predictions: no cosine distribution")
-    fig, ax = subplots(figsize=(6.5, 4.5))
+    fig, axes = small_multiples(len(runs), panel=(3.2, 2.4))
     color = colors([r.name for r in report.runs])
-    bins = np.linspace(-1, 1, 51)
-    for run in runs:
+    bins = np.linspace(-1, 1, 41)
+    for ax, run in zip(axes, runs, strict=True):
         c = cosines(run.predictions["test_predictions"], run.predictions["test_true"])
-        ax.hist(
-            c,
-            bins=bins,
-            histtype="step",
-            density=True,
-            lw=1.5,
-            color=color[run.name],
-            label=f"{run.name}: flipped (cos < 0) {100 * (c < 0).mean():.1f} %",
-        )
-    ax.axvline(0, color="0.4", ls=":", lw=1)
-    ax.set_yscale("log")
-    ax.set_xlabel("cos(predicted, true)")
-    ax.set_ylabel("density")
-    ax.set_title("Cosine between predicted and true direction")
-    ax.legend(fontsize=8, loc="upper left")
+        ax.hist(c, bins=bins, density=True, color=color[run.name], alpha=0.85)
+        ax.axvspan(-1, 0, color="0.85", zorder=0)
+        ax.set_title(f"{run.name}: {100 * (c < 0).mean():.1f} % flipped", fontsize=9)
+        ax.set_xlim(-1, 1)
+        ax.grid(alpha=0.3)
+    label_edges(axes, "cos(predicted, true)", "density")
+    fig.suptitle(
+        "Cosine between predicted and true direction (grey: cos < 0, head and tail swapped)"
+    )
     return fig
 
 
-def oracle_curves(energy: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """(version, its rows) once per distinct oracle binning: one curve when the versions share
-    a test set, as they normally do."""
-    if "oracle_q68_deg" not in energy:
-        return []
-    curves: dict[bytes, tuple[str, pd.DataFrame]] = {}
-    for name, rows in energy.groupby("version", sort=False):
-        values = rows[["oracle_n", "oracle_q68_deg"]].to_numpy(dtype=float)
-        if (values[:, 0] > 0).any():
-            curves.setdefault(np.nan_to_num(values, nan=-1.0).tobytes(), (str(name), rows))
-    return list(curves.values())
+ENERGY_LINES = {  # (label, style) of the energy panels' curves; versions add their colour
+    "median": ("median", {"ls": "-", "lw": 1.6}),
+    "q68": ("68 % containment", {"ls": "--", "lw": 1.6}),
+    "oracle_median": ("oracle median (same samples)", {"ls": "-", "lw": 1.2, "color": "k"}),
+    "oracle_q68": ("oracle 68 % (same samples)", {"ls": "--", "lw": 1.2, "color": "k"}),
+}
 
 
-def _stairs(ax: Axes, rows: pd.DataFrame, prefix: str, label: str, **style: object) -> None:
-    """Median (solid) and 68 % (dashed) of one curve over the bins; sparse bins left out."""
+def _stairs(ax: Axes, rows: pd.DataFrame, prefix: str, **style: object) -> bool:
+    """Median (solid) and 68 % (dashed) of one curve over the bins, sparse bins left out;
+    False when no bin has enough samples."""
     edges = np.append(rows["e_lo_mev"].to_numpy(), rows["e_hi_mev"].iloc[-1])
-    sparse = rows[f"{prefix}n"].to_numpy(dtype=float) < MIN_BIN_COUNT
-    for stat, ls, stat_label in (("median_deg", "-", "median"), ("q68_deg", "--", "68 %")):
-        values = np.where(sparse, np.nan, rows[f"{prefix}{stat}"].to_numpy(dtype=float))
-        ax.stairs(values, edges, baseline=None, ls=ls, label=f"{label} {stat_label}", **style)
+    counts = rows.get(f"{prefix}n", pd.Series(0, index=rows.index)).to_numpy(dtype=float)
+    sparse = counts < MIN_BIN_COUNT
+    if sparse.all():
+        return False
+    for stat in ("median", "q68"):
+        values = np.where(sparse, np.nan, rows[f"{prefix}{stat}_deg"].to_numpy(dtype=float))
+        ax.stairs(values, edges, baseline=None, **{**ENERGY_LINES[prefix + stat][1], **style})
+    return True
 
 
 def error_vs_energy(report: Report, energy: pd.DataFrame) -> Figure:
-    """Median and 68 % per energy bin, drawn over each bin's width, with the oracle's on its
-    samples where the predictions carry one; sparse bins left out."""
+    """Per version, median and 68 % per energy bin drawn over each bin's width, with the
+    oracle's on the same samples where the predictions carry one; sparse bins left out."""
     if energy.empty or not (energy["n"] >= MIN_BIN_COUNT).any():
         return placeholder(f"no energy bin with ≥ {MIN_BIN_COUNT} scored samples")
-    fig, ax = subplots(figsize=(8, 4.5))
+    groups = [(str(name), rows) for name, rows in energy.groupby("version", sort=False)]
+    fig, axes = small_multiples(len(groups))
     color = colors([r.name for r in report.runs])
-    for name, rows in energy.groupby("version", sort=False):
-        _stairs(ax, rows, "", str(name), color=color[name], lw=1.5)
-    oracles = oracle_curves(energy)
-    for i, (name, rows) in enumerate(oracles):  # black, then greys
-        label = "oracle" if len(oracles) == 1 else f"oracle ({name}'s samples)"
-        _stairs(ax, rows, "oracle_", label, color=f"{0.6 * i / len(oracles):.2f}", lw=2.2)
-    ax.set_xlabel("cluster energy [MeV] (from ADC: metadata column 10, not the true energy)")
-    ax.set_ylabel("angular error [deg]")
+    with_oracle = False
+    for ax, (name, rows) in zip(axes, groups, strict=True):
+        _stairs(ax, rows, "", color=color.get(name, "C0"))
+        with_oracle |= _stairs(ax, rows, "oracle_")
+        ax.set_title(name, fontsize=10)
+        ax.grid(alpha=0.3)
     drawn = energy.loc[energy["n"] >= MIN_BIN_COUNT, "e_hi_mev"]
-    ax.set_xlim(0, float(drawn.max()))  # up to the last bin with data, not the last bin
-    ax.set_ylim(bottom=0)
-    oracle_note = "; black: oracle, on the samples that have one" if oracles else ""
-    ax.set_title(
-        "Angular error vs energy (solid: median, dashed: 68 % containment)\n"
-        f"bins with < {MIN_BIN_COUNT} samples not drawn{oracle_note}",
-        fontsize=10,
+    axes[0].set_xlim(0, float(drawn.max()))  # up to the last bin with data, not the last bin
+    axes[0].set_ylim(bottom=0)
+    label_edges(axes, "cluster energy [MeV]", "angular error [deg]")
+    keys = ["median", "q68"] + (["oracle_median", "oracle_q68"] if with_oracle else [])
+    handles = [Line2D([], [], color="0.3", **ENERGY_LINES[key][1]) for key in keys[:2]]
+    handles += [Line2D([], [], **ENERGY_LINES[key][1]) for key in keys[2:]]
+    fig.legend(handles, [ENERGY_LINES[k][0] for k in keys], loc="outside lower center", ncol=4)
+    fig.suptitle(
+        "Angular error vs cluster energy (from ADC, metadata column 10: not the true electron"
+        f" energy); bins with < {MIN_BIN_COUNT} samples not drawn"
     )
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return fig
 
 

@@ -80,6 +80,13 @@ def data_inputs(wildcards):
     return [ancient(d) for d in chunk_inputs(config) if not is_url(d)]
 
 
+def chunk_output():
+    """A chunk's folder; temporary with data.keep_chunks false: deleted once assembled, and
+    not remade while the dataset is up to date."""
+    folder = directory(f"{CHUNK_DIR}/{{chunk}}")
+    return folder if config["data"]["keep_chunks"] else temp(folder)
+
+
 def chunk_files(wildcards):
     """A digest of the chunk's file names, as a param: a change reruns this chunk only."""
     return chunk_listing(config, int(wildcards.chunk))

@@ -1,13 +1,14 @@
 # One dataset per data source: independent chunk jobs index and select samples, one job
 # assembles them (common hash-based test set, pool ranks) into results/datasets/<source>/.
-# Chunks are kept, so a production that gains files redoes only the chunks they fall in.
+# Chunks are kept (data.keep_chunks), so a production that gains files redoes only the chunks
+# they fall in.
 
 
 rule chunk:
     input:
         data_inputs,
     output:
-        directory(f"{CHUNK_DIR}/{{chunk}}"),
+        chunk_output(),
     log:
         f"{LOGS}/dataset/{dataset_name(config)}_chunk{{chunk}}.log",
     params:
@@ -37,6 +38,9 @@ rule assemble:
         out=subpath(output.manifest, parent=True),
         test_fraction=config["data"]["test_fraction"],
         strict=strict_flag(config),
+        # every chunk's file listing: with data.keep_chunks false the chunks are gone, and
+        # only this notices files added to the production
+        files=[chunk_listing(config, k) for k in range(config["data"]["chunks"])],
     conda:
         "../../envs/cpu.yaml"
     shell:

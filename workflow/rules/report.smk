@@ -8,6 +8,8 @@ rule insights:
         histories=expand(f"{RESULTS}/{{version}}/history.csv", version=RUN_VERSIONS),
         predictions=expand(f"{RESULTS}/{{version}}/predictions.npz", version=RUN_VERSIONS),
         metrics=expand(f"{RESULTS}/{{version}}/metrics.json", version=RUN_VERSIONS),
+        # the report's Datasets section: counts, skips, test samples with a neutrino direction
+        dataset=[f"{DATASET}/manifest.json", f"{DATASET}/samples.parquet"],
     output:
         md=report(
             f"{RESULTS}/insights.md",

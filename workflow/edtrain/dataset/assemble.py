@@ -34,16 +34,16 @@ from edtrain.dataset.manifest import (
     add_counts,
     read_json,
     report_skips,
+    selection_chain,
     write_json,
 )
-from edtrain.dataset.reader import MANIFEST
+from edtrain.dataset.reader import MANIFEST, SAMPLES
 from edtrain.dataset.table import COLUMNS, NUMERIC, read_chunk_table
 from edtrain.formats.columns import PLANES
 from edtrain.splits import pool_rank, test_mask
 
 log = logging.getLogger(__name__)
 
-SAMPLES = "samples.parquet"
 IMAGES_DIR = "images"  # part-00000.npy, ...: chunk I's images as part I
 FORMAT = "edtrain-dataset-4"
 
@@ -89,25 +89,12 @@ def require_samples(manifests: list[dict[str, Any]]) -> None:
     otherwise every chunk and the assembly succeed, and training fails without saying why."""
     if sum(m["samples"] for m in manifests):
         return
-    counts = add_counts([m["counts"] for m in manifests])
-    cuts = manifests[0]["cuts"]
-    steps = [
-        ("basenames", "basenames"),
-        ("x_rows", "X rows"),
-        ("main_track", "main-track"),
-        ("after_marley", "MARLEY"),
-        ("after_es", "ES"),
-        ("after_energy_min", f"with energy ≥ {cuts['energy_min']} MeV"),
-        ("after_energy_max", f"with energy < {cuts['energy_max']} MeV"),
-        ("matched", "matched in U and V"),
-        ("samples", "with readable images"),
-    ]
-    # a cut that was off has no count; a step that no basename reached counts 0
-    steps = [(key, label) for key, label in steps if key in counts or not key.startswith("after_")]
     chain = []
-    for key, label in steps:
-        chain.append(f"{counts.get(key, 0)} {label}")
-        if not counts.get(key, 0):
+    for label, count in selection_chain(
+        add_counts([m["counts"] for m in manifests]), manifests[0]["cuts"]
+    ):
+        chain.append(f"{count} {label}")
+        if not count:
             break
     # chunks from before edtrain recorded their folders have none
     folders = ", ".join(sorted({f for m in manifests for f in m.get("folders", [])}))

@@ -76,12 +76,31 @@ def add_counts(parts: list[dict[str, int]]) -> dict[str, int]:
     return dict(sorted(total.items()))
 
 
+def selection_chain(counts: dict[str, int], cuts: dict[str, Any]) -> list[tuple[str, int]]:
+    """(step, candidates left) from the files to the samples, in the order the selection
+    applies; a cut that was off has no step."""
+    steps = [
+        ("basenames", "basenames"),
+        ("x_rows", "X rows"),
+        ("main_track", "main-track"),
+        ("after_marley", "MARLEY"),
+        ("after_es", "ES"),
+        ("after_energy_min", f"with energy ≥ {cuts.get('energy_min')} MeV"),
+        ("after_energy_max", f"with energy < {cuts.get('energy_max')} MeV"),
+        ("matched", "matched in U and V"),
+        ("samples", "with readable images"),
+    ]
+    # a step that no basename reached counts 0
+    present = [(k, label) for k, label in steps if k in counts or not k.startswith("after_")]
+    return [(label, int(counts.get(key, 0))) for key, label in present]
+
+
 def summarize_skips(files: list[dict[str, Any]], rows: list[dict[str, Any]]) -> str:
     """A short human summary: counts per reason, then the first few files and rows."""
     if not files and not rows:
         return "no files or rows skipped"
     lines = [f"skipped {len(files)} file(s) and {len(rows)} row(s)"]
-    by_reason = Counter(_reason_kind(r["reason"]) for r in [*files, *rows])
+    by_reason = Counter(reason_kind(r["reason"]) for r in [*files, *rows])
     lines += [f"  {n:6d} × {reason}" for reason, n in by_reason.most_common()]
     shown = [*files, *rows][:SKIP_SUMMARY_LINES]
     lines += [f"  {_describe(r)}" for r in shown]
@@ -99,7 +118,7 @@ def report_skips(files: list[dict[str, Any]], rows: list[dict[str, Any]], strict
     return 0
 
 
-def _reason_kind(reason: str) -> str:
+def reason_kind(reason: str) -> str:
     """The reason without its file-specific details, for counting."""
     return reason.split(" (")[0].split(",")[0]
 

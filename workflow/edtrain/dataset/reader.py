@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 MANIFEST = "manifest.json"
+SAMPLES = "samples.parquet"  # one row per sample: keys, label, truth, split
 
 
 class Images:

@@ -1,7 +1,8 @@
 """The `insights` command: every version's outputs → insights.md, summary.csv, energy table, plots.
 
-Submodules: runs (read a version folder), tables (metrics, intervals, statuses), compare and
-findings (the Key Insights), pointing (supernova burst toys), text (the markdown).
+Submodules: runs (read a version folder), datasets (what each dataset was made of), tables
+(metrics, intervals, statuses), compare and findings (the Key Insights), pointing (supernova
+burst toys), text (the markdown).
 See docs/insights.md.
 """
 
@@ -14,11 +15,13 @@ from pathlib import Path
 import pandas as pd
 
 from edtrain.insights.compare import controlled_pairs
+from edtrain.insights.datasets import dataset_summaries
 from edtrain.insights.findings import (
     architecture_gains,
     loss_groups,
     next_size,
     scaling_fit,
+    scaling_group,
     size_groups,
 )
 from edtrain.insights.pointing import Pointing, burst_pointing
@@ -112,6 +115,7 @@ def build_report(args: argparse.Namespace) -> Report:
     boot = Bootstrap(n_boot=args.bootstrap, seed=args.seed)
     table = summary_table(runs, rules, boot)
     means = table["mean_deg"].astype(float).to_dict()
+    fit_versions = scaling_group(runs, table)
     return Report(
         runs=runs,
         table=table,
@@ -119,12 +123,14 @@ def build_report(args: argparse.Namespace) -> Report:
         boot=boot,
         architecture=architecture_gains(runs, table, rules.baseline, boot),
         sizes=size_groups(table),
-        fit=scaling_fit(table),
-        next_samples=next_size(table, args.next_samples),
+        fit=scaling_fit(table, fit_versions),
+        fit_versions=fit_versions,
+        next_samples=next_size(table, args.next_samples, fit_versions),
         loss_groups=loss_groups(runs, table),
         pairs=controlled_pairs(runs, means, boot.n_boot, boot.seed),
         pointing=pointing_by_version(runs, args.burst_size, args.toys, args.seed),
         burst_size=args.burst_size,
+        datasets=dataset_summaries(runs),
     )
 
 

@@ -6,6 +6,7 @@ values as the report quotes them, so a reader can check every figure from the te
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,15 +80,29 @@ def size_groups(table: pd.DataFrame) -> list[SizeGroup]:
     ]
 
 
-def scaling_fit(table: pd.DataFrame) -> PowerLaw | None:
-    """error(N) over versions that did not fail, weighted by their intervals when all have one.
-
-    Needs at least three versions at two or more sizes: two points always fit exactly and
-    say nothing about whether the trend is a power law.
-    """
+def scaling_group(runs: list[Run], table: pd.DataFrame) -> list[str]:
+    """The versions a scaling fit may pool: one architecture, loss and label frame at two or
+    more sizes, at least three of them (a fit across architectures would mix their effects
+    with the data's). Of several such recipes, the one with most versions, then the best."""
     rows = usable(table).dropna(subset=["samples"])
-    if len(rows) < 3 or rows["samples"].nunique() < 2:
+    groups: dict[str, list[str]] = {}
+    for run in runs:
+        if run.name in rows.index:
+            factors = primary_factors(run)
+            del factors["samples"]
+            groups.setdefault(json.dumps(factors, sort_keys=True), []).append(run.name)
+    fits = [g for g in groups.values() if len(g) >= 3 and rows.loc[g, "samples"].nunique() >= 2]
+    if not fits:
+        return []
+    return min(fits, key=lambda g: (-len(g), float(rows.loc[g, "mean_deg"].min())))
+
+
+def scaling_fit(table: pd.DataFrame, versions: list[str]) -> PowerLaw | None:
+    """error(N) over ``versions`` (``scaling_group``), weighted by their intervals when all
+    have one. Two points always fit exactly and say nothing about a power law: three needed."""
+    if len(versions) < 3:
         return None
+    rows = table.loc[versions]
     width = (rows["mean_hi"] - rows["mean_lo"]).astype(float).to_numpy()
     sigma = width / (2 * Z_95) if np.all(np.isfinite(width) & (width > 0)) else None
     return fit_power_law(
@@ -95,11 +110,11 @@ def scaling_fit(table: pd.DataFrame) -> PowerLaw | None:
     )
 
 
-def next_size(table: pd.DataFrame, requested: int | None) -> int | None:
-    """The size to extrapolate to: as requested, else twice the largest trained."""
+def next_size(table: pd.DataFrame, requested: int | None, versions: list[str]) -> int | None:
+    """The size to extrapolate to: as requested, else twice the largest the fit saw."""
     if requested:
         return requested
-    samples = usable(table)["samples"].dropna()
+    samples = table.loc[versions, "samples"].dropna() if versions else pd.Series(dtype=float)
     return int(2 * samples.max()) if len(samples) else None
 
 

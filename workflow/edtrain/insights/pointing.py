@@ -62,6 +62,7 @@ class Pointing:
     fixed_directions: int = 0
     pileup_ratio: float | None = None  # predictions near a detector axis ÷ truth near it
     pileup_axis: str = "—"  # the axis with the largest ratio
+    test_events: int = 0  # scored test events, of which `events` have the reference direction
 
 
 def frame_coordinates(vectors: np.ndarray, axis: np.ndarray) -> np.ndarray:
@@ -220,7 +221,10 @@ def burst_pointing(
     bursts = draw_bursts(len(pred), burst_size, toys, rng)
     q68, sigma = _q68_with_spread(burst_errors(frame_coordinates(pred, axis), bursts), rng)
     floor, floor_sigma = _q68_with_spread(burst_errors(frame_coordinates(true, axis), bursts), rng)
-    pointing = Pointing(reference, len(pred), burst_size, toys, q68, sigma, floor, floor_sigma)
+    pointing = Pointing(
+        reference, len(pred), burst_size, toys, q68, sigma, floor, floor_sigma,
+        test_events=len(keep),
+    )  # fmt: skip
     fixed = fixed_direction_pointing(pred, true, axis, burst_size, toys, rng)
     if fixed is not None:
         names = ("fixed_q68_deg", "fixed_sigma_deg", "fixed_floor_q68_deg", "fixed_directions")

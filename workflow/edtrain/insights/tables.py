@@ -17,7 +17,7 @@ import pandas as pd
 
 from edtrain.insights.compare import mean_difference
 from edtrain.insights.runs import Run
-from edtrain.metrics import by_energy, sign_agreement, summarize
+from edtrain.metrics import ENERGY_BINNED, by_energy, sign_agreement, summarize
 from edtrain.stats import STATISTICS, bootstrap
 
 STAT_KEYS = {"mean": "mean_deg", "median": "median_deg", "q68": "q68_deg"}
@@ -150,7 +150,8 @@ def summary_table(runs: list[Run], rules: StatusRules, boot: Bootstrap) -> pd.Da
 
 def energy_table(runs: list[Run]) -> pd.DataFrame:
     """Error per energy bin and version: from predictions, else from metrics.json by_energy;
-    with an oracle, its count, median and 68 % on the version's oracle samples per bin."""
+    with an oracle, its count, median and 68 % on the version's oracle samples per bin. Its
+    ``energy`` column names the energy binned, so the CSV says it without the docs."""
     frames = []
     for run in runs:
         errors = run.errors
@@ -168,7 +169,9 @@ def energy_table(runs: list[Run]) -> pd.DataFrame:
         frames.append(frame)
     if not frames:
         return pd.DataFrame(
-            columns=["version", "e_lo_mev", "e_hi_mev", "n", "mean_deg", "median_deg", "q68_deg"]
-        )
-    table = pd.concat(frames, ignore_index=True)
-    return table[["version", *[c for c in table.columns if c != "version"]]]
+            columns=["version", "energy", "e_lo_mev", "e_hi_mev", "n", "mean_deg", "median_deg",
+                     "q68_deg"]
+        )  # fmt: skip
+    table = pd.concat(frames, ignore_index=True).assign(energy=ENERGY_BINNED)
+    first = ["version", "energy"]
+    return table[[*first, *[c for c in table.columns if c not in first]]]

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from edtrain.insights.compare import Comparison
+from edtrain.insights.datasets import DatasetSummary
 from edtrain.insights.findings import SizeGroup, improvement, usable
 from edtrain.insights.pointing import (
     FIXED_CONE_DEG,
@@ -38,11 +39,13 @@ class Report:
     architecture: list[Comparison]
     sizes: list[SizeGroup]
     fit: PowerLaw | None
+    fit_versions: list[str]  # one architecture, loss and frame (findings.scaling_group)
     next_samples: int | None
     loss_groups: list[list[str]]
     pairs: list[Comparison]
     pointing: dict[str, Pointing]
     burst_size: int
+    datasets: list[DatasetSummary]
 
     def run(self, name: str) -> Run:
         return next(r for r in self.runs if r.name == name)
@@ -324,8 +327,11 @@ def scaling_section(r: Report) -> list[str]:
     if len(archs) > 1:
         lines.append(f"- Note: the sizes also differ in architecture ({', '.join(sorted(archs))}).")
     if r.fit is not None:
+        first = r.table.loc[r.fit_versions[0]]
+        frame = first["frame"] or "detector"
+        recipe = f"{first['architecture']}, {first['loss']} loss, {frame} frame"
         lines.append(
-            f"- Power-law fit over {r.fit.n_points} versions: error(N) = "
+            f"- Power-law fit over {', '.join(r.fit_versions)} ({recipe}): error(N) = "
             f"{r.fit.amplitude:.1f}° · N^(−b), b = {r.fit.exponent:.3f} ± "
             f"{r.fit.exponent_sigma:.3f}, "
             + (
@@ -341,7 +347,11 @@ def scaling_section(r: Report) -> list[str]:
                 f"**{float(value):.1f}° ± {float(sigma):.1f}°** mean (1σ of the fit)"
             )
     if r.fit is None:
-        trend = "too few versions for a scaling fit (needs three at two or more sizes)"
+        trend = (
+            "no scaling fit: it needs three versions of one architecture, loss and label frame "
+            "at two or more sizes (across architectures it would mix their effects with the "
+            "data's)"
+        )
     elif falls_with_data(r.fit):
         trend = "error falls with more data"
     else:
@@ -538,7 +548,7 @@ def pointing_section(r: Report) -> list[str]:
             [
                 name,
                 f"{p.reference} direction",
-                f"{p.events}{' ⚠️' if p.events < p.burst_size else ''}",
+                events_cell(p),
                 str(p.toys),
                 f"{p.q68_deg:.2f}° ± {p.q68_sigma_deg:.2f}°{blind(p.q68_deg)}",
                 *(
@@ -562,12 +572,24 @@ def pointing_section(r: Report) -> list[str]:
             "\n⚠️ Fewer scored events than the burst size: bursts reuse events, so the spread "
             "is underestimated."
         )
+    if any(p.events < p.test_events for p in r.pointing.values()):
+        lines.append(
+            '\nEvents "n of N": only n of the N scored test events carry a neutrino direction '
+            "(files with 14 metadata columns have none); the bursts are drawn from those n."
+        )
     if any(p.reference == "electron" for p in r.pointing.values()):
         lines.append(
             "\nMeasured against the electron direction where the data carry no neutrino "
             "direction: that ignores the ES kinematic spread, so the floor is 0° by construction."
         )
     return lines
+
+
+def events_cell(p: Pointing) -> str:
+    """Events the bursts draw from, "of N" where only some test events have a neutrino
+    direction; ⚠️ below the burst size."""
+    of = f" of {p.test_events}" if p.events < p.test_events else ""
+    return f"{p.events}{of}{' ⚠️' if p.events < p.burst_size else ''}"
 
 
 def blind(q68_deg: float) -> str:
@@ -608,10 +630,12 @@ def recommendations(r: Report) -> list[str]:
     if r.fit is not None and r.next_samples and falls_with_data(r.fit):
         value, sigma = r.fit.predict(r.next_samples)
         measured = float(usable(t)["mean_deg"].min())
+        largest = max(r.fit_versions, key=lambda v: float(t.loc[v, "samples"]))
         # only a gain beyond the fit's own 1σ: else it promises nothing the best has not done
         if float(value) + float(sigma) < measured:
             items.append(
-                f"Train at {samples_label(r.next_samples)} samples: expected mean error "
+                f"Train {largest}'s recipe at {samples_label(r.next_samples)} samples: "
+                "expected mean error "
                 f"{float(value):.1f}° ± {float(sigma):.1f}° from the data-scaling fit, "
                 f"against {measured:.1f}° for the best measured version."
             )
@@ -644,6 +668,48 @@ def recommendations(r: Report) -> list[str]:
             "68 % containment, no interval and no paired comparison."
         )
     return ["## Recommendations", "", *[f"{i}. {item}" for i, item in enumerate(items, 1)]]
+
+
+def reasons_cell(reasons: dict[str, int]) -> str:
+    return "; ".join(f"{n} × {reason}" for reason, n in reasons.most_common()) or "none"
+
+
+def datasets_section(r: Report) -> list[str]:
+    """Per dataset: what was read, what each selection step left, what was skipped and why,
+    and how many test samples can be measured against a neutrino direction."""
+    lines = [
+        "## Datasets",
+        "",
+        "What the versions were trained and scored on, from each dataset's manifest.json "
+        "(which lists every input file and every skipped file and row).",
+        "",
+    ]
+    if not r.datasets:
+        return [*lines, "No version names a dataset with a manifest (imported runs only)."]
+    rows = []
+    for d in r.datasets:
+        nu = "?" if d.test_with_nu is None else f"{d.test_with_nu} of {d.test_size}"
+        rows.append(
+            [
+                d.path,
+                ", ".join(d.versions),
+                f"{d.input_files} ({'/'.join(map(str, d.metadata_widths))} columns)",
+                " → ".join(f"{n} {step}" for step, n in d.chain),
+                f"{d.test_size} of {d.samples}",
+                nu,
+                reasons_cell(d.skipped_files),
+                reasons_cell(d.skipped_rows),
+            ]
+        )
+    header = ["Dataset", "Versions", "Input files (metadata)", "Selection", "Test set"]
+    header += ["Test samples with a ν direction", "Skipped files", "Skipped rows"]
+    lines += markdown_table(header, rows)
+    if any(d.test_with_nu is not None and d.test_with_nu < d.test_size for d in r.datasets):
+        lines.append(
+            "\nOnly files with 18 metadata columns carry the neutrino direction: burst pointing "
+            "is measured on the test samples that have one."
+        )
+    return lines
 
 
 def short(identity: str | None) -> str:
@@ -730,6 +796,7 @@ def render(r: Report) -> str:
         pairs_section(r),
         pointing_section(r),
         recommendations(r),
+        datasets_section(r),
         technical_notes(r),
     ]
     body: list[str] = []

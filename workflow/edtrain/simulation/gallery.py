@@ -92,12 +92,15 @@ def draw_gallery(production: Path, out: Path, n_events: int) -> int:
             break
     if not panels:
         raise ValueError(f"{production}: no event with a main three-plane match to draw")
-    fig = Figure(figsize=(7.5, 4.2 * len(panels)))
+    fig = Figure(figsize=(9.0, 4.2 * len(panels)), layout="constrained")
     axes = fig.subplots(len(panels), 3, squeeze=False)
     for (row, images), axes_row in zip(panels, axes, strict=True):
         direction = np.array([row.electron_dir_x, row.electron_dir_y, row.electron_dir_z])
         for ax, plane in zip(axes_row, detector.PLANES, strict=True):
-            ax.imshow(images[plane], aspect="auto", origin="upper", cmap="viridis")
+            image = ax.imshow(images[plane], aspect="auto", origin="upper", cmap="viridis")
+            bar = fig.colorbar(image, ax=ax, fraction=0.08, pad=0.02)
+            bar.set_label("ADC", fontsize=7)
+            bar.ax.tick_params(labelsize=6)
             arrow = projected_arrow(direction, plane, row.drift_side, row.apa, convention)
             scale = 12.0 / max(np.hypot(*arrow), 1e-9)
             ax.annotate(
@@ -108,10 +111,14 @@ def draw_gallery(production: Path, out: Path, n_events: int) -> int:
             )
             ax.set_title(f"{plane}  ev {row.event}  T={row.electron_ke_mev:.1f} MeV", fontsize=8)
             ax.set_xlabel("channel (squeezed)", fontsize=7)
-            ax.set_ylabel("sample", fontsize=7)
+            ax.set_ylabel(f"time [samples of {detector.SAMPLE_US} µs]", fontsize=7)
             ax.tick_params(labelsize=6)
-    fig.suptitle(f"true direction (red), flip convention: {convention}", fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.985))
+    fig.suptitle(
+        f"Main-cluster images as the network sees them (colour: pixel charge in ADC, each"
+        f" panel its own scale)\ntrue electron direction projected (red); flip convention:"
+        f" {convention}",
+        fontsize=9,
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     return len(panels)
