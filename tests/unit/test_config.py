@@ -138,6 +138,15 @@ def test_v17_to_v19_add_one_thing_each(config: dict[str, Any]) -> None:
     assert v19["hyperopt"]["enabled"] and {"input.augment", "optimizer.weight_decay"} <= set(space)
 
 
+def test_v20_is_v15s_network_with_v18s_recipe(config: dict[str, Any]) -> None:
+    """The best measured at the CPU accuracy size (benchmarks/results/accuracy.md)."""
+    v15, v18, v20 = (edconfig.resolve_version(config, v) for v in ("v15", "v18", "v20"))
+    same = {"name", "description", "seed"}
+    assert {k for k in v20 if v20[k] != v18[k]} == same | {"model"}
+    assert v20["model"] == v15["model"]
+    assert {k for k in v20 if v20[k] != v15[k]} == same | {"input", "optimizer", "max_epochs"}
+
+
 @pytest.mark.parametrize("name", ["v11", "v13"])
 def test_hyperopt_blocks_keep_the_intended_search(config: dict[str, Any], name: str) -> None:
     hyperopt = edconfig.resolve_version(config, name)["hyperopt"]
@@ -207,7 +216,7 @@ def test_scaling_never_shrinks_below_a_trainable_size(config: dict[str, Any]) ->
 
 
 def test_run_versions_selects_and_checks(config: dict[str, Any]) -> None:
-    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 20)]
+    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 21)]
     assert edconfig.run_versions({**config, "run_versions": ["v12", "v7"]}) == ["v12", "v7"]
     with pytest.raises(edconfig.ConfigError, match="v99"):
         edconfig.run_versions({**config, "run_versions": ["v99"]})
@@ -356,7 +365,7 @@ def test_write_resolved_round_trips(config: dict[str, Any], tmp_path: Path) -> N
 
 def test_all_versions_come_in_natural_order_whatever_the_layering(config: dict[str, Any]) -> None:
     layered = {**config, "versions": {"v13": {}, "v11": {}, **config["versions"]}}
-    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 20)]
+    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 21)]
 
 
 @pytest.mark.parametrize("window", [(30, 10), (10, 10)])

@@ -294,6 +294,13 @@ def test_the_label_frame_is_a_primary_factor() -> None:
     assert by_pair[("v14", "v15")].also == []  # input.frame is not listed twice
     assert by_pair[("v7", "v14")].factor is None  # a repeat: no frame means detector
     assert ("v14", "v16") not in by_pair  # frame and loss differ
+    tuned = run("v17", "detector")
+    tuned.config["optimizer"] = {"type": "adamw"}
+    means = MEANS | {"v17": 57.0, "v18": 58.5}
+    again, recipe = controlled_pairs([v14, run("v18", "detector"), tuned], means, 10, 0)[:2]
+    assert (again.factor, again.change, again.also) == (None, "repeat", [])
+    assert (recipe.factor, recipe.change) == (None, "training settings")
+    assert recipe.also == ["optimizer.type None→adamw"]
 
 
 def test_a_vmf_version_has_its_cones_checked(tmp_path):

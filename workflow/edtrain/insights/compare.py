@@ -90,7 +90,8 @@ def mean_difference(a: Run, b: Run, n_boot: int, seed: int) -> Interval | None:
 
 @dataclass(frozen=True)
 class Comparison:
-    """version − reference in mean error; factor None means a repeat (no primary factor differs)."""
+    """version − reference in mean error; factor None: no primary factor differs (a repeat, or
+    a change of training settings only, listed in ``also``)."""
 
     version: str
     reference: str
@@ -117,11 +118,10 @@ def compare(
         f"{k} {sr.get(k)}→{sv.get(k)}" for k in sorted(set(sv) | set(sr)) if sv.get(k) != sr.get(k)
     ]
     factor = differing[0] if differing else None
-    change = (
-        f"{describe_factor(factor, reference)} → {describe_factor(factor, version)}"
-        if factor
-        else "repeat"
-    )
+    if factor:
+        change = f"{describe_factor(factor, reference)} → {describe_factor(factor, version)}"
+    else:  # only the training settings can differ: listed in `also`, none for a true repeat
+        change = "training settings" if also else "repeat"
     return Comparison(
         version=version.name,
         reference=reference.name,

@@ -416,7 +416,8 @@ def pairs_section(r: Report) -> list[str]:
         ]
     for c in r.pairs:
         lines.append(
-            f"| {c.reference} → {c.version} | {c.factor or 'repeat'} | {c.change} | "
+            f"| {c.reference} → {c.version} | {c.factor or c.change} | "
+            f"{c.change if c.factor else '—'} | "
             f"{delta_text(c)} | {verdict(c)} | {'; '.join(c.also) or '—'} |"
         )
     return lines
