@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT / "workflow"))
 from edtrain import cli, evaluation, metrics  # noqa: E402
 from edtrain.config import apply_scaling, resolve_version  # noqa: E402
 from edtrain.insights.pointing import burst_pointing  # noqa: E402
+from edtrain.losses import predicts_kappa  # noqa: E402
 from edtrain.simulation import production  # noqa: E402
 
 
@@ -161,7 +162,7 @@ def score(workdir: Path, dataset: Path, truth: Path, config: dict[str, Any]) -> 
         config["val_fraction"],
         out / "model.keras",
         frame=config["input"]["frame"],
-        with_kappa=config["loss"] == "vmf",
+        kappa_loss=config["loss"] if predicts_kappa(config["loss"]) else None,
     )
     predictions["oracle_dir"] = evaluation.oracle_directions(
         truth, predictions["basename"], predictions["event"], predictions["match_id"]

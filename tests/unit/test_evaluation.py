@@ -12,7 +12,7 @@ from tiny_dataset import make_dataset, tiny_config
 
 from edtrain import evaluation, metrics
 from edtrain.dataset.reader import open_images
-from edtrain.losses import KAPPA_FLOOR, output_size
+from edtrain.losses import KAPPA_FLOORS, output_size
 from edtrain.model import build_model
 from edtrain.splits import select_version
 
@@ -182,12 +182,15 @@ def test_oracle_lookup_from_a_hand_made_truth_folder(tmp_path) -> None:
     assert np.isnan(oracle[[1, 2, 3, 5]]).all()
 
 
-@pytest.mark.parametrize("status", ["ok", "failed"])
-def test_a_vmf_version_saves_and_checks_its_kappa(predicted, tmp_path, status) -> None:
+@pytest.mark.parametrize(
+    ("status", "loss"), [("ok", "vmf"), ("failed", "vmf"), ("ok", "angular_vmf")]
+)
+def test_a_vmf_version_saves_and_checks_its_kappa(predicted, tmp_path, status, loss) -> None:
+    """κ as the version's loss defines it (its floor), calibrated on validation samples."""
     dataset, _, ok = predicted
-    config = {**json.loads(ok.config.read_text()), "loss": "vmf"}
+    config = {**json.loads(ok.config.read_text()), "loss": loss}
     (tmp_path / "config.json").write_text(json.dumps(config))
-    model = build_model(config["model"], config["input"], output_size("vmf"))
+    model = build_model(config["model"], config["input"], output_size(loss))
     model.save(tmp_path / "model.keras")
     (tmp_path / "training.json").write_text(json.dumps({"status": status}))
     args = argparse.Namespace(**{**vars(ok), "config": tmp_path / "config.json",
@@ -204,7 +207,7 @@ def test_a_vmf_version_saves_and_checks_its_kappa(predicted, tmp_path, status) -
     split = select_version(table["key_hash"], table["rank"], 50, 0.3)
     raw = model.predict(open_images(dataset)[split.test], verbose=0)
     np.testing.assert_allclose(saved["test_predictions"], raw[:, :3], rtol=1e-5, atol=1e-6)
-    kappa = KAPPA_FLOOR + np.log1p(np.exp(raw[:, 3].astype(np.float64)))
+    kappa = KAPPA_FLOORS[loss] + np.log1p(np.exp(raw[:, 3].astype(np.float64)))
     np.testing.assert_allclose(saved["kappa_raw"], kappa, rtol=1e-5)
     # calibrated on the validation rows: their 68 % cones of scale·κ hold 68 % of them
     val = model.predict(open_images(dataset)[split.val], verbose=0).astype(np.float64)
@@ -212,7 +215,7 @@ def test_a_vmf_version_saves_and_checks_its_kappa(predicted, tmp_path, status) -
     val_errors = metrics.angular_error_deg(val[:, :3], val_labels)
     scale = float(saved["kappa_scale"])
     assert scale == pytest.approx(
-        metrics.kappa_scale(val_errors, KAPPA_FLOOR + np.logaddexp(0, val[:, 3])), rel=1e-4
+        metrics.kappa_scale(val_errors, KAPPA_FLOORS[loss] + np.logaddexp(0, val[:, 3])), rel=1e-4
     )
     assert block["kappa_scale"] == pytest.approx(scale)
     np.testing.assert_allclose(saved["kappa"], scale * kappa, rtol=1e-5)

@@ -11,7 +11,7 @@ from keras import ops
 
 from edtrain import metrics
 from edtrain.angular_metrics import angular_metrics
-from edtrain.losses import KAPPA_FLOOR, LOSSES, angle, get_loss
+from edtrain.losses import KAPPA_FLOOR, KAPPA_FLOORS, LOSSES, angle, get_loss, predicts_kappa
 
 RNG = np.random.default_rng(3)
 TRUE = RNG.normal(size=(64, 3)).astype(np.float32)
@@ -60,8 +60,9 @@ def test_loss_and_gradient_are_finite(name: str, case: str) -> None:
         "huge": 1e4 * TRUE,  # the vMF loss's sinh κ overflows float32 near κ = 89
         "random": RNG.normal(size=TRUE.shape).astype(np.float32),
     }[case]
-    if name == "vmf":  # its output carries κ too: at the floor, mid-range, huge
-        pred = vmf_output(pred, {"zero": KAPPA_FLOOR + 1e-6, "huge": 1e4}.get(case, 7.0))
+    if predicts_kappa(name):  # its output carries κ too: at the floor, mid-range, huge
+        floor = KAPPA_FLOORS[name]
+        pred = vmf_output(pred, {"zero": floor + 1e-6, "huge": 1e4}.get(case, 7.0), floor)
     values, grad = value_and_grad(get_loss(name), TRUE, pred.copy())
     assert values.shape == (len(TRUE),)
     assert np.isfinite(values).all()
@@ -89,9 +90,11 @@ def test_loss_values_at_0_90_and_180_degrees(name, at_0, at_90, at_180) -> None:
     assert got == pytest.approx([at_0, at_90, at_180], abs=1e-5)
 
 
-def vmf_output(direction: np.ndarray, kappa: float | np.ndarray) -> np.ndarray:
-    """A vmf network output (direction, s) whose concentration 1 + softplus(s) is ``kappa``."""
-    excess = np.broadcast_to(np.asarray(kappa, np.float64) - KAPPA_FLOOR, len(direction))
+def vmf_output(
+    direction: np.ndarray, kappa: float | np.ndarray, floor: float = KAPPA_FLOOR
+) -> np.ndarray:
+    """A κ-predicting output (direction, s) whose concentration floor + softplus(s) is ``kappa``."""
+    excess = np.broadcast_to(np.asarray(kappa, np.float64) - floor, len(direction))
     s = np.where(excess > 30, excess, np.log(np.expm1(np.minimum(excess, 30))))
     return np.concatenate([direction, s[:, None]], axis=1).astype(np.float32)
 
@@ -122,6 +125,23 @@ def test_vmf_keeps_learning_the_direction_at_the_floor() -> None:
     _, grad = value_and_grad(get_loss("vmf"), TRUE, pred)
     _, cosine_grad = value_and_grad(get_loss("cosine"), TRUE, pred[:, :3].copy())
     np.testing.assert_allclose(grad[:, :3], cosine_grad, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("kappa", [0.06, 0.3, 3.0, 300.0])
+def test_angular_vmf_learns_the_direction_by_angle_and_kappa_by_likelihood(kappa) -> None:
+    """The direction's gradient is the angular loss's, whatever κ; κ's is the vMF
+    likelihood's about the direction as it is, and may settle below vmf's floor of 1."""
+    pred = vmf_output(RNG.normal(size=TRUE.shape), kappa, KAPPA_FLOORS["angular_vmf"])
+    values, grad = value_and_grad(get_loss("angular_vmf"), TRUE, pred)
+    theta, angular_grad = value_and_grad(get_loss("angular"), TRUE, pred[:, :3].copy())
+    np.testing.assert_allclose(grad[:, :3], angular_grad, rtol=1e-4, atol=1e-6)
+    cos = np.cos(theta.astype(np.float64))
+    k = np.float64(kappa)
+    nll = np.log(4 * np.pi) + np.log(np.sinh(k) / k) - k * cos
+    np.testing.assert_allclose(values, theta + nll, rtol=1e-4, atol=2e-4)
+    dkappa_ds = 1.0 / (1.0 + np.exp(-pred[:, 3].astype(np.float64)))
+    expected = (1 / np.tanh(k) - 1 / k - cos) * dkappa_ds / len(TRUE)
+    np.testing.assert_allclose(grad[:, 3], expected, rtol=1e-3, atol=1e-6)
 
 
 def test_angle_matches_the_metrics_definition() -> None:

@@ -103,9 +103,15 @@ def schema(with_kappa: bool) -> pa.Schema:
 
 
 def predict_rows(
-    network: Any, images: np.ndarray, drift_side: np.ndarray, frame: str, scale: float | None
+    network: Any,
+    images: np.ndarray,
+    drift_side: np.ndarray,
+    frame: str,
+    scale: float | None,
+    loss: str = "vmf",
 ) -> dict[str, np.ndarray]:
-    """The network's directions (unit, detector frame) and, with a ``scale``, κ and cones."""
+    """The network's directions (unit, detector frame) and, with a ``scale``, κ and cones
+    (the concentration as the version's ``loss`` defines it)."""
     from edtrain.frame import reflect
     from edtrain.losses import concentration
     from edtrain.metrics import unit, vmf_cone_deg
@@ -114,7 +120,7 @@ def predict_rows(
     direction = unit(reflect(raw[:, :3].astype(np.float64), drift_side, frame))
     out = dict(zip(DIRECTION, direction.T.astype(np.float32), strict=True))
     if scale is not None:
-        kappa = np.asarray(concentration(raw), dtype=np.float64) * scale
+        kappa = np.asarray(concentration(raw, loss), dtype=np.float64) * scale
         out |= {"kappa": kappa.astype(np.float32), "cone68_deg": vmf_cone_deg(kappa, 0.68)}
     return out
 
@@ -166,7 +172,9 @@ def apply(
             counts["samples"] += n
             if n == 0:
                 continue
-            predicted = predict_rows(network, found.images, found.drift_side, frame, scale)
+            predicted = predict_rows(
+                network, found.images, found.drift_side, frame, scale, config["loss"]
+            )
             direction = np.stack([predicted[name] for name in DIRECTION], axis=1)
             x = found.metadata
             rows = {
@@ -190,9 +198,11 @@ def main(args: argparse.Namespace) -> int:
         if not path.exists():
             print(f"edtrain apply: {path} not found", file=sys.stderr)
             return 2
+    from edtrain.losses import predicts_kappa
+
     config = json.loads(config_path.read_text())
     scale = None
-    if config.get("loss") == "vmf":
+    if predicts_kappa(config.get("loss", "")):
         scale = kappa_scale(args.metrics or args.model.with_name("metrics.json"))
     cuts = Cuts(args.es_only, args.marley_only)
     try:

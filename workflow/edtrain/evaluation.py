@@ -25,7 +25,7 @@ import edtrain.model  # noqa: F401
 from edtrain import metrics
 from edtrain.dataset.reader import MANIFEST
 from edtrain.frame import reflect
-from edtrain.losses import concentration
+from edtrain.losses import concentration, predicts_kappa
 from edtrain.pipeline import ImageBatches, open_dataset
 from edtrain.splits import select_version
 
@@ -82,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
         args.model,
         frame=config["input"]["frame"],
         trained=record["status"] != "failed",
-        with_kappa=config["loss"] == "vmf",
+        kappa_loss=config["loss"] if predicts_kappa(config["loss"]) else None,
     )
     if args.truth:
         predictions["oracle_dir"] = oracle_directions(
@@ -105,17 +105,17 @@ def predict_test_set(
     model_path: Path,
     frame: str = "detector",
     trained: bool = True,
-    with_kappa: bool = False,
+    kappa_loss: str | None = None,
 ) -> dict[str, np.ndarray]:
     """The predictions.npz arrays: predictions, truth and sample keys of the common test set.
 
     The network answers in its label ``frame`` (``edtrain.frame``); predictions are mapped
     back to the detector frame, so versions trained in different frames compare directly.
     A version whose training failed (``trained`` False: no finite model) is not run; its
-    predictions are NaN, so every statistic of it is undefined rather than made up. A vmf
-    version (``with_kappa``) also gets ``kappa``, the concentrations (``losses.concentration``)
-    calibrated on its validation samples (``calibrated_kappa``), with ``kappa_raw`` and
-    ``kappa_scale``.
+    predictions are NaN, so every statistic of it is undefined rather than made up. A version
+    trained with a κ-predicting loss (``kappa_loss``) also gets ``kappa``, the concentrations
+    (``losses.concentration``) calibrated on its validation samples (``calibrated_kappa``), with
+    ``kappa_raw`` and ``kappa_scale``.
     """
     data = open_dataset(dataset_dir, columns=TABLE_COLUMNS)
     table = data.samples
@@ -124,18 +124,17 @@ def predict_test_set(
     )
     network = keras.saving.load_model(model_path, compile=False) if trained else None
     rows = selection.test
-    predicted = _run(network, data, rows, 4 if with_kappa else 3)
+    predicted = _run(network, data, rows, 4 if kappa_loss else 3)
     test = table.iloc[rows]
     drift_side = test["drift_side"].to_numpy(np.int8)
     kappa = {}
-    if with_kappa:
+    if kappa_loss:
         val = selection.val[:CALIBRATION_SAMPLES]
         val_raw = _run(network, data, val, 4)
         val_side = table["drift_side"].to_numpy(np.int8)[val]
         val_pred = reflect(val_raw[:, :3], val_side, frame)
-        kappa = calibrated_kappa(
-            predicted, val_raw, metrics.angular_error_deg(val_pred, data.labels[val])
-        )
+        val_errors = metrics.angular_error_deg(val_pred, data.labels[val])
+        kappa = calibrated_kappa(predicted, val_raw, val_errors, kappa_loss)
     return {
         **kappa,
         "test_predictions": reflect(predicted[:, :3], drift_side, frame),
@@ -161,15 +160,15 @@ def _run(network: keras.Model | None, data: Any, rows: np.ndarray, outputs: int)
 
 
 def calibrated_kappa(
-    test_raw: np.ndarray, val_raw: np.ndarray, val_errors_deg: np.ndarray
+    test_raw: np.ndarray, val_raw: np.ndarray, val_errors_deg: np.ndarray, loss: str = "vmf"
 ) -> dict[str, np.ndarray]:
     """The test samples' κ times the factor that makes the validation samples' predicted
     68 % cones hold 68 % of them (``metrics.kappa_scale``), with the raw κ and the factor
     (1 without validation samples; NaN for a failed version)."""
-    raw = keras.ops.convert_to_numpy(concentration(test_raw)).astype(np.float64)
+    raw = keras.ops.convert_to_numpy(concentration(test_raw, loss)).astype(np.float64)
     scale = 1.0
     if len(val_raw):
-        val_kappa = keras.ops.convert_to_numpy(concentration(val_raw)).astype(np.float64)
+        val_kappa = keras.ops.convert_to_numpy(concentration(val_raw, loss)).astype(np.float64)
         scale = metrics.kappa_scale(val_errors_deg, val_kappa)
     return {"kappa": raw * scale, "kappa_raw": raw, "kappa_scale": np.float64(scale)}
 

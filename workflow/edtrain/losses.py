@@ -76,29 +76,43 @@ def hybrid_loss(y_true, y_pred):
 
 
 _LOG_4PI = 2.5310242469692907
-# The vMF concentration is KAPPA_FLOOR + softplus(the output's fourth component). The
-# direction's gradient is κ sin θ: a κ free to reach 0 lets a network that starts with poor
-# directions stop learning them, and κ as the direction vector's own length (IceCube's
-# convention) shrinks the output layer towards zero while directions are poor (seen on the
-# demo: median κ 1.0, mean error 92°). A separate component and a floor of 1 keep the
-# direction learning at least as the cosine loss does.
-KAPPA_FLOOR = 1.0
+# The vMF concentration is a floor + softplus(the output's fourth component), the floor per
+# loss. `vmf`: the direction's gradient is κ sin θ, so a κ free to reach 0 lets a network that
+# starts with poor directions stop learning them, and κ as the direction vector's own length
+# (IceCube's convention) shrinks the output layer towards zero while directions are poor (seen
+# on the demo: median κ 1.0, mean error 92°). A separate component and a floor of 1 keep the
+# direction learning at least as the cosine loss does; but the large errors of the first epochs
+# can push κ onto that floor, where softplus is flat, for good (the resnet v18: median κ 1.0).
+# `angular_vmf` learns the direction from θ alone, so κ needs no floor against a stalled
+# direction, and 0.05 (a 68 % cone of 110°) lets an ambiguous electron say how little it tells.
+KAPPA_FLOORS = {"vmf": 1.0, "angular_vmf": 0.05}
+KAPPA_FLOOR = KAPPA_FLOORS["vmf"]
+
+
+def predicts_kappa(loss: str) -> bool:
+    """Whether a loss's network also outputs a concentration κ."""
+    return loss in KAPPA_FLOORS
 
 
 def output_size(loss: str) -> int:
-    """Units of the network's output for a loss: the direction, and for vmf its κ."""
-    return 4 if loss == "vmf" else 3
+    """Units of the network's output for a loss: the direction, and with κ its fourth."""
+    return 4 if predicts_kappa(loss) else 3
 
 
 def log_sinhc(kappa):
-    """log(sinh κ / κ) for κ ≥ KAPPA_FLOOR, finite with a finite gradient for every float32
-    κ: κ − log 2 + log(1 − e^(−2κ)) − log κ, where sinh κ itself overflows near κ ≈ 89."""
+    """log(sinh κ / κ) for κ ≥ 0.05, finite with a finite gradient for every float32 κ:
+    κ − log 2 + log(1 − e^(−2κ)) − log κ, where sinh κ itself overflows near κ ≈ 89."""
     return kappa - 0.6931471805599453 + ops.log(-ops.expm1(-2.0 * kappa)) - ops.log(kappa)
 
 
-def concentration(y_pred):
-    """The vMF concentration κ of a vmf output (direction, s): KAPPA_FLOOR + softplus(s)."""
-    return KAPPA_FLOOR + ops.softplus(ops.cast(y_pred[..., 3], "float32"))
+def concentration(y_pred, loss: str = "vmf"):
+    """The vMF concentration κ of a κ-predicting output (direction, s): the loss's floor
+    (KAPPA_FLOORS) + softplus(s)."""
+    return KAPPA_FLOORS[loss] + ops.softplus(ops.cast(y_pred[..., 3], "float32"))
+
+
+def _vmf_nll(kappa, cos):
+    return _LOG_4PI + log_sinhc(kappa) - kappa * cos
 
 
 @keras.saving.register_keras_serializable(package="edtrain")
@@ -110,8 +124,16 @@ def vmf_loss(y_true, y_pred):
     NLL = log 4π + log(sinh κ / κ) − κ cos θ; ∂NLL/∂κ = coth κ − 1/κ − cos θ, zero when the
     mean cosine of the predicted distribution equals the observed one: κ is calibrated by the
     loss itself, and the direction's gradient is weighted by how sure the network is."""
-    kappa = concentration(y_pred)
-    return _LOG_4PI + log_sinhc(kappa) - kappa * cosine(y_true, y_pred)
+    return _vmf_nll(concentration(y_pred), cosine(y_true, y_pred))
+
+
+@keras.saving.register_keras_serializable(package="edtrain")
+def angular_vmf_loss(y_true, y_pred):
+    """θ (the angular loss) for the direction, plus the vMF negative log-likelihood of κ about
+    that direction with the direction held fixed (its gradient stopped): κ learns how far off
+    each direction is, the direction learns as with the angular loss, unweighted by κ."""
+    cos = ops.stop_gradient(cosine(y_true, y_pred))
+    return angle(y_true, y_pred) + _vmf_nll(concentration(y_pred, "angular_vmf"), cos)
 
 
 LOSSES: dict[str, LossFn] = {
@@ -120,6 +142,7 @@ LOSSES: dict[str, LossFn] = {
     "focal_angular": focal_angular_loss,
     "hybrid": hybrid_loss,
     "vmf": vmf_loss,
+    "angular_vmf": angular_vmf_loss,
 }
 
 

@@ -216,6 +216,7 @@ LOSS_LABELS = {
     "focal_angular": "(θ/π)²·θ [rad]",
     "hybrid": "θ [rad] + 1 − cos θ",
     "vmf": "vMF −log-likelihood [nats]",
+    "angular_vmf": "θ [rad] + κ's vMF −log-likelihood [nats]",
 }
 HISTORY_LINES = {  # key → (label, style); one legend for the figure
     "loss": ("training loss", {"color": "C0", "ls": "-"}),

@@ -17,9 +17,9 @@ says how often predictions fall near a detector axis compared with the true dire
 An isotropic burst direction has a 68 % error of arccos(1 − 2·0.68) = 111.5°: a version near
 that does not point at all.
 
-Where the version predicts a concentration κ per event (the vmf loss), the same toys are also
-pointed by maximum likelihood: each electron's direction is von Mises–Fisher distributed about
-the burst direction with its κ folded with the ES kinematic spread at its energy, and the
+Where the version predicts a concentration κ per event (vmf, angular_vmf), the same toys are
+also pointed by maximum likelihood: each electron's direction is von Mises–Fisher distributed
+about the burst direction with its κ folded with the ES kinematic spread at its energy, and the
 likelihood of vMF terms peaks at the κ-weighted sum of the directions.
 """
 

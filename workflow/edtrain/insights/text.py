@@ -216,9 +216,9 @@ def diagnostics_section(r: Report) -> list[str]:
 
 
 def uncertainty_section(r: Report) -> list[str]:
-    """For versions that predict a per-event concentration κ (loss vmf): are their cones right
-    (share of test electrons inside the predicted 68 % / 90 % cone, overall and per energy),
-    and what a cut on κ buys (68 % containment of the most confident shares)."""
+    """For versions that predict a per-event concentration κ (loss vmf or angular_vmf): are
+    their cones right (share of test electrons inside the predicted 68 % / 90 % cone, overall
+    and per energy), and what a cut on κ buys (68 % containment of the most confident shares)."""
     blocks = {run.name: run.uncertainty for run in r.runs if run.uncertainty}
     levels = [f"{100 * q:g} %" for q in CONE_LEVELS]
     shares = [f"{100 * s:g} %" for s in sorted(CONFIDENT_SHARES, reverse=True)]
@@ -261,7 +261,8 @@ def uncertainty_section(r: Report) -> list[str]:
     return [
         "## Per-Event Uncertainty",
         "",
-        "Versions trained with the vmf loss predict a concentration κ per event: a cone around "
+        "Versions trained with a κ loss (vmf, angular_vmf) predict a concentration κ per event: "
+        "a cone around "
         "the predicted direction that should hold 68 % (90 %) of the test electrons. Far fewer "
         "inside means overconfident, far more underconfident. The network's κ is multiplied by "
         "one factor per version (κ scale), fitted on its validation samples so that their 68 % "
