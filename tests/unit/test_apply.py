@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -111,3 +112,12 @@ def test_edtrain_without_a_command_is_a_usage_error(capsys) -> None:
     assert cli([]) == 2
     assert "apply" in capsys.readouterr().err  # the overview lists every command
     assert cli(["--help"]) == 0
+
+
+def test_help_of_a_keras_command_prints_only_its_help() -> None:
+    """`edtrain train --help` imports Keras; TensorFlow's start-up lines stay out of it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    done = subprocess.run([sys.executable, "-m", "edtrain.cli", "train", "--help"],
+                          capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.startswith("usage: edtrain train")
+    assert done.stderr == ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -35,6 +36,10 @@ def _overview() -> str:
     rows = "\n".join(f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items())
     return (
         f"usage: edtrain COMMAND [options]\n\ncommands:\n{rows}\n\n"
+        "The workflow's rules run these (`snakemake` is the usual entry point); by hand, e.g.:\n"
+        "  edtrain simulate --out production --files 4 --events-per-file 200\n"
+        "  edtrain gallery --production production --out gallery.png\n"
+        "  edtrain apply --model results/v20/model.keras --inputs DIR --out v20.parquet\n\n"
         "edtrain COMMAND --help for its options"
     )
 
@@ -56,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"edtrain: unknown command {name!r}\n\n{_overview()}", file=sys.stderr)
         return 2
+    if {"-h", "--help"} & set(rest):
+        # Help computes nothing: keep TensorFlow's start-up lines (oneDNN, CPU features), which
+        # the train and predict modules' Keras import prints before any logging is set up,
+        # out of it. Set before the import; a run without help is left as it is.
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     module = importlib.import_module(COMMANDS[name][0])
     parser = argparse.ArgumentParser(prog=f"edtrain {name}", description=COMMANDS[name][1])
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

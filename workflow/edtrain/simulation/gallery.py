@@ -127,7 +127,7 @@ def draw_gallery(production: Path, out: Path, n_events: int) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--production", required=True, type=Path, help="simulate's --out")
     parser.add_argument("--out", required=True, type=Path, help="PNG to write")
-    parser.add_argument("--events", type=int, default=6)
+    parser.add_argument("--events", type=int, default=6, help="events to draw (default: 6)")
 
 
 def main(args: argparse.Namespace) -> int:
