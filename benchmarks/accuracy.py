@@ -39,7 +39,6 @@ sys.path.insert(0, str(ROOT / "workflow"))
 from edtrain import cli, evaluation, metrics  # noqa: E402
 from edtrain.config import apply_scaling, resolve_version  # noqa: E402
 from edtrain.insights.pointing import burst_pointing  # noqa: E402
-from edtrain.losses import predicts_kappa  # noqa: E402
 from edtrain.simulation import production  # noqa: E402
 
 
@@ -162,7 +161,7 @@ def score(workdir: Path, dataset: Path, truth: Path, config: dict[str, Any]) -> 
         config["val_fraction"],
         out / "model.keras",
         frame=config["input"]["frame"],
-        kappa_loss=config["loss"] if predicts_kappa(config["loss"]) else None,
+        loss=config["loss"],
     )
     predictions["oracle_dir"] = evaluation.oracle_directions(
         truth, predictions["basename"], predictions["event"], predictions["match_id"]

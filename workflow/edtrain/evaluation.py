@@ -25,7 +25,7 @@ import edtrain.model  # noqa: F401
 from edtrain import metrics
 from edtrain.dataset.reader import MANIFEST
 from edtrain.frame import reflect
-from edtrain.losses import concentration, predicts_kappa
+from edtrain.losses import concentration, output_size, predicts_kappa
 from edtrain.pipeline import ImageBatches, open_dataset
 from edtrain.splits import select_version
 
@@ -82,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
         args.model,
         frame=config["input"]["frame"],
         trained=record["status"] != "failed",
-        kappa_loss=config["loss"] if predicts_kappa(config["loss"]) else None,
+        loss=config["loss"],
     )
     if args.truth:
         predictions["oracle_dir"] = oracle_directions(
@@ -105,7 +105,7 @@ def predict_test_set(
     model_path: Path,
     frame: str = "detector",
     trained: bool = True,
-    kappa_loss: str | None = None,
+    loss: str = "angular",
 ) -> dict[str, np.ndarray]:
     """The predictions.npz arrays: predictions, truth and sample keys of the common test set.
 
@@ -113,9 +113,9 @@ def predict_test_set(
     back to the detector frame, so versions trained in different frames compare directly.
     A version whose training failed (``trained`` False: no finite model) is not run; its
     predictions are NaN, so every statistic of it is undefined rather than made up. A version
-    trained with a κ-predicting loss (``kappa_loss``) also gets ``kappa``, the concentrations
-    (``losses.concentration``) calibrated on its validation samples (``calibrated_kappa``), with
-    ``kappa_raw`` and ``kappa_scale``.
+    trained with a κ-predicting ``loss`` (``losses.predicts_kappa``) also gets ``kappa``, the
+    concentrations (``losses.concentration``) calibrated on its validation samples
+    (``calibrated_kappa``), with ``kappa_raw`` and ``kappa_scale``.
     """
     data = open_dataset(dataset_dir, columns=TABLE_COLUMNS)
     table = data.samples
@@ -124,17 +124,17 @@ def predict_test_set(
     )
     network = keras.saving.load_model(model_path, compile=False) if trained else None
     rows = selection.test
-    predicted = _run(network, data, rows, 4 if kappa_loss else 3)
+    predicted = _run(network, data, rows, output_size(loss))
     test = table.iloc[rows]
     drift_side = test["drift_side"].to_numpy(np.int8)
     kappa = {}
-    if kappa_loss:
+    if predicts_kappa(loss):
         val = selection.val[:CALIBRATION_SAMPLES]
         val_raw = _run(network, data, val, 4)
         val_side = table["drift_side"].to_numpy(np.int8)[val]
         val_pred = reflect(val_raw[:, :3], val_side, frame)
         val_errors = metrics.angular_error_deg(val_pred, data.labels[val])
-        kappa = calibrated_kappa(predicted, val_raw, val_errors, kappa_loss)
+        kappa = calibrated_kappa(predicted, val_raw, val_errors, loss)
     return {
         **kappa,
         "test_predictions": reflect(predicted[:, :3], drift_side, frame),
