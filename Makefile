@@ -36,5 +36,5 @@ clean-demo:
 $(STAMP): pyproject.toml workflow/edtrain/dataset/_float16.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[cpu,dev]'
+	$(BIN)/python -m pip install -e '.[cpu,dev,root]'
 	touch $@

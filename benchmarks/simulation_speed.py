@@ -1,5 +1,6 @@
 """Events per second per core of `edtrain simulate` (full chain, file writing included), and the
-oracle's 68 % containment on the produced events (PHYSICS §4: ≈ 24° vertex-free, SN spectrum).
+oracle's 68 % containment on the produced events (docs/physics.md §4: ≈ 24° vertex-free, SN
+spectrum).
 
 One process is one core: the production runs with --jobs 1; events/s/core divides the events by
 the process's CPU time (the wall time is printed too, but on a shared machine it measures the

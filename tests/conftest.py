@@ -63,3 +63,17 @@ def snakemake(rundir: Path) -> Snakemake:
         )
 
     return run
+
+
+@pytest.fixture
+def pyroot():
+    """PyROOT, for checks of the TTrees as upstream's C++ reads them. CI installs the ``root``
+    extra, so there its absence fails instead of skipping."""
+    from edtrain.formats import root_tree
+
+    found = root_tree.root()
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI installs the root extra, but ROOT cannot be imported")
+        pytest.skip("ROOT is not installed (pip install 'edtrain[root]')")
+    return found

@@ -1,4 +1,4 @@
-"""Triplet matching on metadata alone (DATA_FORMAT §3): keys, cuts, duplicates, labels."""
+"""Triplet matching on metadata alone (docs/data_format.md §3): keys, cuts, duplicates, labels."""
 
 import numpy as np
 import pytest

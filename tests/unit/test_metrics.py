@@ -1,4 +1,4 @@
-"""Metric definitions of PHYSICS.md §5 on inputs with known answers."""
+"""Metric definitions of docs/physics.md §5 on inputs with known answers."""
 
 import numpy as np
 import pytest

@@ -150,3 +150,41 @@ def test_gallery_draws_a_png(production, tmp_path):
 def test_gallery_refuses_an_unfinished_production(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"production\.json"):
         cli(["gallery", "--production", str(tmp_path), "--out", str(tmp_path / "g.png")])
+
+
+def test_cluster_files_follow_upstreams_matcher(production):
+    """Only main X clusters are matched; unmatched clusters have match_type −1; cluster_id
+    counts the file once across planes and directories."""
+    path = production / PRODUCTION_DIR / MATCHED_DIR / f"{basename(0, 'supernova')}_bg_matched.root"
+    planes = {(d, p): read_clusters(path, p, d) for d in ("clusters", "discarded") for p in "UVX"}
+    x = planes["clusters", "X"]
+    assert (x["match_id"] >= 0).any()
+    assert x["is_main_cluster"][x["match_id"] >= 0].all()
+    for tree in planes.values():
+        assert set(tree["match_type"][tree["match_id"] < 0].tolist()) <= {-1}
+        assert set(tree["match_type"][tree["match_id"] >= 0].tolist()) <= {3}
+    ids = np.concatenate([tree["cluster_id"] for tree in planes.values()])
+    assert np.array_equal(np.sort(ids), np.arange(ids.size))
+
+
+def test_cluster_files_are_ttrees_that_root_reads(production, pyroot):
+    """With ROOT installed (CI), the matched files hold TTrees with std::vector branches, read
+    by ROOT as upstream's C++ reads them, with the values uproot reads."""
+    ROOT = pyroot
+    summary = json.loads((production / "production.json").read_text())
+    assert summary["cluster_files"].startswith("ROOT ")
+    path = production / PRODUCTION_DIR / MATCHED_DIR / f"{basename(0, 'supernova')}_bg_matched.root"
+    file = ROOT.TFile.Open(str(path))
+    for plane in "UVX":
+        tree = file.Get(f"clusters/clusters_tree_{plane}")
+        assert tree.ClassName() == "TTree"
+        assert tree.GetBranch("tp_adc_integral").GetClassName() == "vector<int>"
+        expected = read_clusters(path, plane)
+        assert tree.GetEntries() == expected["event"].size > 0
+        for entry in range(tree.GetEntries()):
+            tree.GetEntry(entry)
+            assert list(tree.tp_adc_integral) == expected["tp_adc_integral"][entry].tolist()
+            assert tree.event == expected["event"][entry]
+            assert tree.match_id == expected["match_id"][entry]
+    assert file.Get("clustering_metadata").ClassName() == "TTree"
+    file.Close()

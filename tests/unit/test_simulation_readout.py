@@ -1,4 +1,4 @@
-"""Charge/readout, the TP finder on known pulses, and the clustering cuts and matching."""
+"""Charge/readout and the TP finder on known pulses."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import pytest
 
 from edtrain import detector
 from edtrain.simulation import readout
-from edtrain.simulation.clustering import ENERGY_CUT_MEV, cluster_tps
-from edtrain.simulation.readout import TriggerPrimitives, find_tps
+from edtrain.simulation.readout import find_tps
 from edtrain.simulation.transport import Deposits
 
 
@@ -72,60 +71,3 @@ def test_a_point_deposit_gives_the_shaped_pulse(monkeypatch):
     # Induction planes see it too, earlier than X.
     assert set(tps.plane.tolist()) == {0, 1, 2}
     assert tps.time_start[tps.plane == 0][0] < x.time_start[0]
-
-
-def _tps(rows):
-    """TriggerPrimitives from (event, plane, channel, start, sot, integral, marley) rows."""
-    a = np.array(rows, dtype=np.float64)
-    n = len(rows)
-    return TriggerPrimitives(
-        event=a[:, 0].astype(np.int64),
-        plane=a[:, 1].astype(np.int64),
-        apa=np.zeros(n, dtype=np.int64),
-        channel=a[:, 2].astype(np.int64),
-        time_start=a[:, 3].astype(np.int64),
-        sot=a[:, 4].astype(np.int64),
-        samples_to_peak=(a[:, 4] // 2).astype(np.int64),
-        adc_peak=np.full(n, 500, dtype=np.int64),
-        adc_integral=a[:, 5].astype(np.int64),
-        marley_fraction=a[:, 6],
-        energy=np.ones(n),
-        source=np.where(a[:, 6] > 0.5, a[:, 0], 1000).astype(np.int64),
-    )
-
-
-def test_clustering_cuts_main_flag_and_matching():
-    big = ENERGY_CUT_MEV * 3600 / 2 + 10  # two of these pass the X energy cut
-    rows = [
-        # event 0, X: a chain joined through ch/time limits, plus a far TP and a short one
-        (0, 2, 1700, 100, 10, big, 1),
-        (0, 2, 1702, 112, 10, big, 1),  # gap 2 samples, 2 channels: joins
-        (0, 2, 1703, 100, 3, big, 1),  # SoT 3: dropped before clustering
-        (0, 2, 1710, 100, 10, 100, 1),  # alone: fewer than 2 TPs, dropped
-        (0, 2, 1800, 300, 10, 300, 0),  # background pair, under the energy cut
-        (0, 2, 1801, 305, 10, 300, 0),
-        # event 0, U and V partners in time with the X cluster (shifted by the plane offsets)
-        (0, 0, 10, 94, 10, 4000, 1),
-        (0, 0, 11, 100, 10, 4000, 1),
-        (0, 1, 810, 97, 10, 4000, 1),
-        (0, 1, 811, 103, 10, 4000, 1),
-        # event 0, a U cluster far in time: must not be matched
-        (0, 0, 300, 900, 10, 4000, 0),
-        (0, 0, 301, 905, 10, 4000, 0),
-    ]
-    clusters = cluster_tps(_tps(rows), np.zeros(1001, dtype=np.int64))
-    n_tps = np.diff(clusters.offsets)
-    assert clusters.size == 5
-    main_x = np.flatnonzero((clusters.plane == 2) & clusters.is_main)
-    assert main_x.size == 1 and n_tps[main_x[0]] == 2
-    assert clusters.accepted[main_x[0]]
-    assert clusters.total_charge[main_x[0]] == pytest.approx(2 * big)
-    assert not clusters.accepted[(clusters.plane == 2) & ~clusters.is_main].any()
-    matched = clusters.match_id >= 0
-    assert sorted(clusters.plane[matched].tolist()) == [0, 1, 2]
-    assert set(clusters.match_type[matched].tolist()) == {3}
-    far_u = (clusters.plane == 0) & (clusters.marley_tp_fraction == 0)
-    assert clusters.match_id[far_u][0] == -1
-    x = main_x[0]
-    assert clusters.matching_u[x] == clusters.cluster_id[matched & (clusters.plane == 0)][0]
-    assert clusters.matching_v[x] == clusters.cluster_id[matched & (clusters.plane == 1)][0]

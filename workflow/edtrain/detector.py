@@ -1,4 +1,5 @@
-"""DUNE FD horizontal-drift 1x2x2 constants and the channel map (DATA_FORMAT §6, PHYSICS §2).
+"""DUNE FD horizontal-drift 1x2x2 constants and the channel map (docs/data_format.md §6,
+docs/physics.md §2).
 
 One place for the geometry so the simulation, the renderer's flip rules and the readers agree.
 Layout: the APA plane sits at x = 0 and drifts both ways (x < 0 and x > 0, 360 cm each); four

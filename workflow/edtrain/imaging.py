@@ -1,4 +1,4 @@
-"""Upstream's cluster → 128×32 image renderer (DATA_FORMAT §5), vectorized over TPs.
+"""Upstream's cluster → 128×32 image renderer (docs/data_format.md §5), vectorized over TPs.
 
 The same function renders synthetic clusters and real ROOT clusters, so images from both sources
 are pixel-for-pixel comparable. Upstream draws each TP as a "pentagon" over its samples over
@@ -254,7 +254,7 @@ def render_planes(
     trees: dict[str, dict], convention: str = "consistent"
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Upstream's image step for one cluster file: per plane, images (N, 128, 32) float32 and
-    the 18-column metadata (DATA_FORMAT §2), rows in tree order.
+    the 18-column metadata (docs/data_format.md §2), rows in tree order.
 
     ``trees[plane]`` holds the branches of one plane's accepted clusters as flat arrays: one
     value per cluster for scalars, flat ``tp_*`` arrays delimited by ``tp_offsets`` (see

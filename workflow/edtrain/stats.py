@@ -1,8 +1,8 @@
 """Uncertainties for the insights report: bootstrap intervals and the data-scaling fit.
 
 The version table is only useful with error bars: two versions that differ by 1.5° may be
-the same network (PREDECESSOR: run-to-run noise ~0.4° at 20k). Percentile bootstrap is used
-because the 68 % containment and the median have no simple closed-form error.
+the same network (docs/predecessor.md §1: run-to-run noise ~0.4° at 20k). Percentile
+bootstrap is used because the 68 % containment and the median have no simple closed-form error.
 """
 
 from __future__ import annotations

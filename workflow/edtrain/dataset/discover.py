@@ -1,4 +1,4 @@
-"""Find a production's plane files and group them by basename (DATA_FORMAT §2–4).
+"""Find a production's plane files and group them by basename (docs/data_format.md §2–4).
 
 Two layouts hold the same files, ``<basename>_plane{U,V,X}.npz``: all three planes side by side
 in one folder (nov11), or one ``U/``, ``V/``, ``X/`` subfolder per plane (current upstream). A

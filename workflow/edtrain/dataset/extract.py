@@ -143,7 +143,8 @@ def _take(images: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 def _cluster_planes(path: str, convention: str) -> _Planes:
-    """Planes of a cluster ROOT file, rendered as upstream renders them (DATA_FORMAT §4–5)."""
+    """Planes of a cluster ROOT file, rendered as upstream renders them
+    (docs/data_format.md §4–5)."""
     # imported here: uproot, awkward and the renderer cost ~0.4 s, and npz inputs need none
     from edtrain.formats.root import read_planes
     from edtrain.imaging import drift_sides, render_planes

@@ -1,4 +1,4 @@
-"""Three-plane triplets of one basename from its metadata alone (DATA_FORMAT §3).
+"""Three-plane triplets of one basename from its metadata alone (docs/data_format.md §3).
 
 Rows are not aligned across planes; a sample is a main-track X row with match_id ≥ 0 whose
 ``(event, match_id)`` also occurs in the U and the V file. Matching is a sorted-key lookup over

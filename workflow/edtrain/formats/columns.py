@@ -1,4 +1,4 @@
-"""Metadata columns of the plane npz files (DATA_FORMAT §2).
+"""Metadata columns of the plane npz files (docs/data_format.md §2).
 
 nov11 productions carry 14 columns, current upstream 18 (adds the true neutrino
 energy and momentum). Older 11/13-column variants exist; readers decide by width.

@@ -1,4 +1,5 @@
-"""Plane npz files (DATA_FORMAT §2): written as upstream writes them, read without loading them.
+"""Plane npz files (docs/data_format.md §2): written as upstream writes them, read without
+loading them.
 
 Upstream saves each plane with ``np.savez``: an uncompressed zip holding two ``.npy`` members,
 ``images`` (N, 128, 32) and ``metadata`` (N, 14 or 18). Only a few rows per event are ever used,

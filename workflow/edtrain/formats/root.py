@@ -1,9 +1,10 @@
-"""Cluster ROOT files (``*_bg_matched.root``, DATA_FORMAT §4): write and read with uproot.
+"""Cluster ROOT files (``*_bg_matched.root``, docs/data_format.md): write, and read with uproot.
 
-Writing assigns a dict of arrays per tree, which uproot ≥ 5.7 stores with the C++ types of the
-format (``std::vector<int32_t>`` per-TP branches, ``std::vector<double>`` for
-``tp_simide_energy``, ``std::string`` labels, ``bool`` flags); reading works the same for these
-files and for upstream's TTrees, since both go through uproot's ``arrays``.
+Where ROOT is installed the trees are written as upstream's TTrees (``root_tree``); otherwise
+uproot (≥ 5.7) stores each tree's dict of arrays as an RNTuple with the same C++ types
+(``std::vector<int32_t>`` per-TP branches, ``std::vector<double>`` for ``tp_simide_energy``,
+``std::string`` labels, ``bool`` flags), which uproot-based readers, ours included, read
+alike but upstream's C++ stages cannot. Reading goes through uproot's ``arrays`` for both.
 """
 
 from __future__ import annotations
@@ -48,6 +49,17 @@ X_ONLY_BRANCHES: dict[str, type] = {
     "matching_clusterId_U": np.int32,
     "matching_clusterId_V": np.int32,
 }
+METADATA_BRANCHES: dict[str, type] = {  # upstream's clustering_metadata leaf types
+    "tick_limit": np.int32,
+    "channel_limit": np.int32,
+    "min_tps_to_cluster": np.int32,
+    "adc_integral_cut_induction": np.int32,
+    "adc_integral_cut_collection": np.int32,
+    "tot_cut": np.int32,
+    "energy_cut": np.float32,
+    "adc_to_mev_collection": np.float32,
+    "adc_to_mev_induction": np.float32,
+}
 TP_BRANCHES: dict[str, type] = {
     "tp_detector_channel": np.int32,
     "tp_detector": np.int32,
@@ -69,41 +81,68 @@ def _branches(plane: str) -> dict[str, type]:
     return {**SCALAR_BRANCHES, **(X_ONLY_BRANCHES if plane == "X" else {})}
 
 
+def cluster_file_writer() -> str:
+    """How ``write_cluster_file`` stores the trees on this installation."""
+    from edtrain.formats import root_tree
+
+    if root_tree.root() is not None:
+        return root_tree.writer()
+    return f"uproot {uproot.__version__} (RNTuple: ROOT not installed)"
+
+
+def _typed(path: Path, key: str, plane: str, data: dict) -> tuple[dict, np.ndarray]:
+    """A tree's columns in branch order with the format's types, and its TP offsets."""
+    columns: dict[str, np.ndarray] = {}
+    for name, dtype in {**_branches(plane), **TP_BRANCHES}.items():
+        if name not in data:
+            raise KeyError(f"{path}: {key} lacks branch {name!r}")
+        columns[name] = np.asarray(data[name]).astype(dtype)
+    return columns, np.asarray(data["tp_offsets"], dtype=np.int64)
+
+
 def write_cluster_file(
     path: str | Path,
     trees: dict[str, dict[str, dict[str, np.ndarray]]],
     metadata: dict[str, float],
+    engine: str = "auto",
 ) -> None:
     """Write ``trees[directory][plane]`` and the ``clustering_metadata`` tree.
 
     Each plane's dict holds one array per scalar branch and, per TP, flat ``tp_*`` arrays
-    delimited by ``tp_offsets`` (n_clusters + 1).
-
-    Every plane tree of every directory must be present; branch names and types follow
-    SCALAR_BRANCHES/X_ONLY_BRANCHES/TP_BRANCHES exactly, and a missing branch is an error.
+    delimited by ``tp_offsets`` (n_clusters + 1). Every plane tree of every directory must be
+    present; branch names and types follow SCALAR_BRANCHES/X_ONLY_BRANCHES/TP_BRANCHES exactly,
+    and a missing branch is an error. ``engine`` "root" writes TTrees as upstream does
+    (``edtrain.formats.root_tree``), "uproot" an RNTuple, "auto" the first available.
     """
+    from edtrain.formats import root_tree
+
     path = Path(path)
+    typed = {
+        directory: {
+            plane: _typed(path, tree_path(plane, directory), plane, trees[directory][plane])
+            for plane in ("U", "V", "X")
+        }
+        for directory in DIRECTORIES
+    }
+    meta = {
+        k: np.asarray([v], dtype=METADATA_BRANCHES.get(k, np.float32)) for k, v in metadata.items()
+    }
+    if engine == "root" or (engine == "auto" and root_tree.root() is not None):
+        named = {
+            directory: {f"clusters_tree_{plane}": tree for plane, tree in planes.items()}
+            for directory, planes in typed.items()
+        }
+        root_tree.write_tree_file(path, named, meta)
+        return
     with uproot.recreate(path) as file:
-        for directory in DIRECTORIES:
-            for plane in ("U", "V", "X"):
-                data = trees[directory][plane]
-                counts = np.diff(np.asarray(data["tp_offsets"], dtype=np.int64))
-                branches: dict[str, object] = {}
-                for name, dtype in _branches(plane).items():
-                    if name not in data:
-                        raise KeyError(
-                            f"{path}: {tree_path(plane, directory)} lacks branch {name!r}"
-                        )
-                    branches[name] = np.asarray(data[name]).astype(dtype)
-                for name, dtype in TP_BRANCHES.items():
-                    if name not in data:
-                        raise KeyError(
-                            f"{path}: {tree_path(plane, directory)} lacks branch {name!r}"
-                        )
-                    flat = np.asarray(data[name]).astype(dtype)
-                    branches[name] = ak.unflatten(flat, counts)
-                file[tree_path(plane, directory)] = branches
-        file[METADATA_TREE] = {k: np.asarray([v]) for k, v in metadata.items()}
+        for directory, planes in typed.items():
+            for plane, (columns, offsets) in planes.items():
+                counts = np.diff(offsets)
+                file[tree_path(plane, directory)] = {
+                    name: ak.unflatten(column, counts) if name in TP_BRANCHES else column
+                    for name, column in columns.items()
+                }
+        file[METADATA_TREE] = meta
 
 
 def read_clusters(

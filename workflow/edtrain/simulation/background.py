@@ -1,4 +1,4 @@
-"""Non-MARLEY activity in the same readout as each ES event (PHYSICS §2, §3).
+"""Non-MARLEY activity in the same readout as each ES event (docs/physics.md §2, §3).
 
 Radiological betas (³⁹Ar: almost never above threshold; ⁴²K: MeV betas plus a 1.5 MeV γ) and
 neutron captures on ⁴⁰Ar (a 6.1 MeV γ cascade of Compton blips) are placed in the event's APA at

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from edtrain import detector
-from edtrain.simulation.background import background_sources
+from edtrain.simulation.background import GENERATORS, background_sources
 from edtrain.simulation.clustering import Clusters, cluster_tps
 from edtrain.simulation.kinematics import es_events, momentum_mev
 from edtrain.simulation.oracle import oracle_directions
@@ -67,17 +67,24 @@ def simulate_batch(rng: np.random.Generator, n_events: int, spectrum: str) -> Ba
     generator = np.concatenate([np.zeros(n_events, dtype=np.int64), bg["generator"]])
     source_event = np.concatenate([np.arange(n_events), bg["event"]])
     tps = trigger_primitives(rng, deposits, source_event, (generator == 0).astype(np.float64))
-    clusters = cluster_tps(tps, generator)
+    pdg = np.concatenate([np.full(n_events, 11), bg["pdg"]])
+    position = np.concatenate([vertex, bg["position"]])
+    # upstream's order of particles for ties in a cluster's dominant particle
+    names = np.array(GENERATORS)[generator]
+    rank = np.empty(generator.size, dtype=np.int64)
+    rank[np.lexsort((*position.T[::-1], pdg, names))] = np.arange(generator.size)
+    # upstream reads an event's TPs in time order
+    tps = tps.take(np.lexsort((tps.channel, tps.time_start, tps.event)))
+    clusters = cluster_tps(tps, generator, rank)
 
     kinetic = np.concatenate([es["kinetic"], bg["kinetic"]])
     direction = np.concatenate([es["direction"], bg["direction"]])
     momentum = direction * (momentum_mev(kinetic) / 1000.0)[:, None]
-    position = np.concatenate([vertex, bg["position"]])
     sources = pd.DataFrame(
         {
             "event": source_event,
             "generator": generator,
-            "pdg": np.concatenate([np.full(n_events, 11), bg["pdg"]]),
+            "pdg": pdg,
             "x": position[:, 0],
             "y": position[:, 1],
             "z": position[:, 2],

@@ -1,4 +1,4 @@
-"""Neutrino–electron elastic-scattering kinematics (PHYSICS §3), vectorized over events.
+"""Neutrino–electron elastic-scattering kinematics (docs/physics.md §3), vectorized over events.
 
 The electron direction carries the neutrino direction (cos θ_e is fixed by T and E_ν), so the
 sample is drawn the way nature does it: E_ν from the spectrum, T from the ES cross-section, the

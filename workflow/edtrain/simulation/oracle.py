@@ -1,4 +1,4 @@
-"""The ideal estimator of PHYSICS §4, run on each simulated electron's own true trajectory.
+"""The ideal estimator of docs/physics.md §4, run on each simulated electron's own true trajectory.
 
 A straight-line fit to the first 1–3 cm of the true path, sampled every 0.3 cm with 1.5 mm
 smearing, sign assumed known: the physical limit a network could approach on the very same events

@@ -19,12 +19,13 @@ import numpy as np
 import pandas as pd
 
 from edtrain import __version__, detector
-from edtrain.formats.root import write_cluster_file
+from edtrain.formats.root import cluster_file_writer, write_cluster_file
 from edtrain.imaging import FLIP_CONVENTIONS, render_planes
 from edtrain.simulation.background import GENERATORS
-from edtrain.simulation.clustering import CUTS, Clusters
+from edtrain.simulation.clustering import CUTS, MARLEY, Clusters
 from edtrain.simulation.events import Batch, simulate_batch
 from edtrain.simulation.kinematics import SPECTRA
+from edtrain.simulation.matching import time_order
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,11 @@ def _cluster_truth(batch: Batch, event_number: np.ndarray) -> dict[str, np.ndarr
         return np.where(known, src[column].to_numpy(), 0.0)
 
     labels = np.array(GENERATORS)[src.generator.to_numpy()]
+    # upstream: the dominant particle's neutrino; background particles carry energy 0,
+    # clusters without truth −1
+    signal = known & (src.generator.to_numpy() == MARLEY)
+    nu_energy = np.where(signal, np.rint(truth.nu_energy_mev.to_numpy()), np.where(known, 0, -1))
+    nu_mom = nu_mom * signal[:, None]
     return {
         "event": event_number[c.event],
         "true_pos_x": pick("x"),
@@ -70,7 +76,8 @@ def _cluster_truth(batch: Batch, event_number: np.ndarray) -> dict[str, np.ndarr
         "true_mom_z": pick("pz"),
         "true_pdg": np.where(known, src.pdg.to_numpy(), 0),
         "true_label": np.where(known, labels, "UNKNOWN"),
-        "true_neutrino_energy": np.rint(truth.nu_energy_mev.to_numpy()),
+        "true_neutrino_energy": nu_energy,
+        "is_es_interaction": signal,
         "true_neutrino_mom_x": nu_mom[:, 0],
         "true_neutrino_mom_y": nu_mom[:, 1],
         "true_neutrino_mom_z": nu_mom[:, 2],
@@ -78,8 +85,11 @@ def _cluster_truth(batch: Batch, event_number: np.ndarray) -> dict[str, np.ndarr
 
 
 def _tree_data(c: Clusters, truth: dict[str, np.ndarray], select: np.ndarray) -> dict:
-    """Branch arrays of the selected clusters (in order) for one tree."""
+    """Branch arrays of the selected clusters for one tree: accepted clusters in upstream's
+    matched-file order (``matching.time_order``), discarded ones in cluster_id order."""
     idx = np.flatnonzero(select)
+    if c.accepted[idx].all():
+        idx = time_order(c, idx)
     counts = np.diff(c.offsets)[idx]
     within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     tp_index = np.repeat(c.offsets[idx], counts) + within
@@ -88,11 +98,10 @@ def _tree_data(c: Clusters, truth: dict[str, np.ndarray], select: np.ndarray) ->
     data.update(
         {
             "n_tps": counts,
-            "true_particle_energy": c.total_energy[idx],
+            "true_particle_energy": c.particle_energy[idx],
             "supernova_tp_fraction": c.marley_tp_fraction[idx],
             "generator_tp_fraction": c.generator_tp_fraction[idx],
             "marley_tp_fraction": c.marley_tp_fraction[idx],
-            "is_es_interaction": np.ones(idx.size, dtype=bool),
             "total_charge": c.total_charge[idx],
             "total_energy": c.total_energy[idx],
             "is_main_cluster": c.is_main[idx],
@@ -153,7 +162,8 @@ def write_file(
         np.savez(base / PLANE_IMAGES_DIR / plane / stem, images=images, metadata=meta)
 
     x = trees["clusters"]["X"]
-    main_x = x["is_main_cluster"] & (x["match_id"] >= 0)
+    triplet = (x["matching_clusterId_U"] >= 0) & (x["matching_clusterId_V"] >= 0)
+    main_x = x["is_main_cluster"] & triplet
     main_match = pd.Series(x["match_id"][main_x], index=x["event"][main_x])
     events = pd.DataFrame({"basename": name, "event": event_number})
     events = pd.concat([events, batch.truth], axis=1)
@@ -164,7 +174,7 @@ def write_file(
         "events": events_per_file,
         **{f"clusters_{p}": int(trees["clusters"][p]["event"].size) for p in detector.PLANES},
         **{f"discarded_{p}": int(trees["discarded"][p]["event"].size) for p in detector.PLANES},
-        "matched_triplets": int((x["match_id"] >= 0).sum()),
+        "matched_triplets": int(triplet.sum()),
         "main_triplets": int(main_x.sum()),
     }
 
@@ -223,6 +233,7 @@ def main(args: argparse.Namespace) -> int:
         "spectrum": args.spectrum,
         "flip_convention": args.flip_convention,
         "label_frame": "detector (labels never flipped)",
+        "cluster_files": cluster_file_writer(),
         "directories": {
             "matched_clusters": MATCHED_DIR,
             "flat_images": FLAT_IMAGES_DIR,

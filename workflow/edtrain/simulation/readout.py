@@ -1,4 +1,5 @@
-"""Charge, drift, wire projection, shaped waveforms and the trigger-primitive finder (PHYSICS §2).
+"""Charge, drift, wire projection, shaped waveforms and the trigger-primitive finder
+(docs/physics.md §2).
 
 Everything runs on the whole batch at once: deposits are binned onto (event, plane, APA, channel,
 sample) cells with ``np.unique``/``bincount``; each channel's signal is cut into segments separated
@@ -26,15 +27,18 @@ DIFFUSION_T_CM2_S = 8.8
 LIFETIME_US = 10_000.0
 
 # Effective response, calibrated on the real ES dump (benchmarks/calibrate_realism.py): the
-# nominal 2.2 µs / 150 e⁻ per ADC of PHYSICS §2 give TPs ~30 % narrower and ~3× smaller integrals
-# than the real file (whose clusters follow upstream's 3600 ADC/MeV); field response and the
-# real gain widen and raise them.
+# nominal 2.2 µs / 150 e⁻ per ADC of docs/physics.md §2 give TPs ~30 % narrower and ~3× smaller
+# integrals than the real file (whose clusters follow upstream's 3600 ADC/MeV); field response and
+# the real gain widen and raise them.
 PEAKING_SAMPLES = 7.0  # ≈ 3.6 µs
 SHAPING_ORDER = 4
 KERNEL_SAMPLES = 32
 ELECTRONS_PER_ADC = 55.0  # collection, at the peak of the response
-INDUCTION_LOBE_SAMPLES = 5.0
-INDUCTION_PEAK_RATIO = 0.36  # positive-lobe peak of induction relative to collection
+# Induction: with upstream's clustering on both sides, a 5-sample lobe at 0.36 of collection's
+# peak gave U/V main clusters 0.84×/0.66× the real dump's median adc_integral (0.63–0.66× in a
+# second, CC-electron file) and 0.8–0.9× its SoT; these give 1.15×/0.89× and 1.0×/0.89×.
+INDUCTION_LOBE_SAMPLES = 7.0
+INDUCTION_PEAK_RATIO = 0.38  # positive-lobe peak of induction relative to collection
 NOISE_ADC = 4.0
 TRUTH_LAG_SAMPLES = 4  # charge arrives up to about one peaking time before threshold
 _MAX_TICK = 1 << 14

@@ -1,4 +1,5 @@
-"""Electron transport in liquid argon (PHYSICS §1): all electrons of a batch stepped together.
+"""Electron transport in liquid argon (docs/physics.md §1): all electrons of a batch stepped
+together.
 
 Each step of length ≤ STEP_CM applies the restricted collisional loss, Highland multiple
 scattering (variance accumulated along the path, so the non-additive log term is respected; each
@@ -33,7 +34,8 @@ MOLLER_K_MEV_CM = 0.0966  # delta-ray rate constant: K·(1/T_cut − 1/T_max) pe
 GENERATIONS = 3
 TRAJECTORY_CM = 3.3  # primaries' trajectory is recorded this far for the oracle
 
-# Collisional stopping power of electrons in LAr [MeV/cm] (ESTAR × 1.39 g/cm³; PHYSICS §1 table).
+# Collisional stopping power of electrons in LAr [MeV/cm] (ESTAR × 1.39 g/cm³;
+# docs/physics.md §1 table).
 _T_TABLE = np.array([0.01, 0.05, 0.1, 0.2, 0.5, 1, 3, 5, 10, 20, 30, 50, 70, 100.0])
 _S_COL_TABLE = np.array(
     [27.0, 9.3, 5.6, 3.8, 2.37, 1.91, 1.98, 2.06, 2.17, 2.28, 2.33, 2.40, 2.44, 2.48]
@@ -47,7 +49,7 @@ def collisional_stopping_power(kinetic_mev: np.ndarray) -> np.ndarray:
 
 
 def radiative_stopping_power(kinetic_mev: np.ndarray) -> np.ndarray:
-    """S_rad(T) ≈ (T + m_e)/X0 [MeV/cm] (matches PHYSICS §1 within ~10 % above 5 MeV)."""
+    """S_rad(T) ≈ (T + m_e)/X0 [MeV/cm] (matches docs/physics.md §1 within ~10 % above 5 MeV)."""
     return (kinetic_mev + ELECTRON_MASS_MEV) / RADIATION_LENGTH_CM
 
 
