@@ -3,9 +3,17 @@
 # `snakemake v12` rebuilds one version with its data. See README.md and config/README.md.
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
-from edtrain.config import check_version_names, validate_config
+try:
+    from edtrain.config import check_version_names, validate_config
+except ImportError as err:
+    raise WorkflowError(
+        "the rules call the edtrain package, which this Python cannot import: run `make` in "
+        "the repository (it creates .venv/ with edtrain) and use .venv/bin/snakemake, or "
+        f"`pip install -e .` where snakemake runs ({err})"
+    ) from err
 
 min_version("9.0")
 
