@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from edtrain import cli
-from edtrain.insights import text
+from edtrain.insights import closing_sections, markdown
 from edtrain.insights.compare import controlled_pairs
 from edtrain.insights.findings import scaling_group
 from edtrain.insights.runs import Run
@@ -220,7 +220,7 @@ def test_all_plots_written_and_not_blank(out):
 
 
 def test_hyperopt_cells_say_what_ran_and_what_was_asked() -> None:
-    from edtrain.insights.text import params_cell, trials_cell
+    from edtrain.insights.key_insights import params_cell, trials_cell
 
     asked = {"enabled": True, "ran": False, "rounds": 4, "trials_per_round": 5}
     assert trials_cell(asked) == "20 requested"
@@ -336,8 +336,8 @@ def test_a_vmf_version_has_its_cones_checked(tmp_path):
 
 def test_a_scaled_version_says_which_scaling() -> None:
     row = pd.Series({"samples": 1000.0, "samples_unscaled": 100000.0, "scaling": "test"})
-    assert text.samples_cell(row) == "1k (test of 100k)"
-    assert text.samples_cell(row.drop(["samples_unscaled", "scaling"])) == "1k"
+    assert markdown.samples_cell(row) == "1k (test of 100k)"
+    assert markdown.samples_cell(row.drop(["samples_unscaled", "scaling"])) == "1k"
 
 
 def test_each_version_names_its_code_and_libraries(out):
@@ -366,7 +366,7 @@ def test_no_recommendation_promises_worse_than_the_best_measured(best_measured) 
         table=table, fit=fit, fit_versions=names[:4], next_samples=16000, runs=[]
     )
     expected, sigma = fit.predict(16000)
-    lines = "\n".join(text.recommendations(report))
+    lines = "\n".join(closing_sections.recommendations(report))
     promised = "Train b4's recipe at 16k samples" in lines
     assert promised == (float(expected + sigma) < best_measured) == (best_measured == 70.0)
 

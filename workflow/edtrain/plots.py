@@ -25,8 +25,8 @@ from edtrain.insights.findings import usable
 from edtrain.metrics import cosines, unit
 
 if TYPE_CHECKING:
+    from edtrain.insights.report import Report
     from edtrain.insights.runs import Run
-    from edtrain.insights.text import Report
 
 DPI = 120
 MIN_BIN_COUNT = 10  # energy bins with fewer scored samples are not drawn

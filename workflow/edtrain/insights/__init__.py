@@ -25,9 +25,10 @@ from edtrain.insights.findings import (
     size_groups,
 )
 from edtrain.insights.pointing import Pointing, burst_pointing
+from edtrain.insights.report import Report
 from edtrain.insights.runs import Run, load_run
 from edtrain.insights.tables import Bootstrap, StatusRules, energy_table, summary_table
-from edtrain.insights.text import Report, render
+from edtrain.insights.text import render
 
 log = logging.getLogger(__name__)
 
