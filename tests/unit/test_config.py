@@ -319,12 +319,12 @@ def test_missing_data_directory_is_named(config: dict[str, Any], tmp_path: Path)
     eos["data"] |= {"source": "eos", "directories": [str(tmp_path), str(tmp_path / "gone")]}
     validate(eos)
     with pytest.raises(edconfig.ConfigError, match=r"data\.directories\[1\].*gone"):
-        edconfig.check_paths(eos)
+        edconfig.check_data_folders(eos)
     eos["data"]["directories"] = [str(tmp_path)]
-    edconfig.check_paths(eos)
+    edconfig.check_data_folders(eos)
     # an XRootD URL is for the chunk jobs to open; no mount is needed where Snakemake runs
     eos["data"]["directories"] = ["root://eosuser.cern.ch//eos/user/e/evilla/cluster_images"]
-    edconfig.check_paths(eos)
+    edconfig.check_data_folders(eos)
 
 
 def test_chunk_inputs_follow_the_source(config: dict[str, Any]) -> None:
@@ -392,7 +392,7 @@ def test_a_configured_folder_may_start_with_the_home_directory(
     (tmp_path / "eos" / "images").mkdir(parents=True)
     eos = copy.deepcopy(config)
     eos["data"] |= {"source": "eos", "directories": ["~/eos/images"]}
-    edconfig.check_paths(eos)
+    edconfig.check_data_folders(eos)
     assert edconfig.chunk_inputs(eos) == [str(tmp_path / "eos" / "images")]
 
 

@@ -308,10 +308,10 @@ def test_trial_values_are_production_values_scaled_like_the_version():
 
 def test_search_seed_defaults_to_version_seed():
     hopt = {k: v for k, v in PREDECESSOR.items() if k not in ("seed", "objective")}
-    settings = propose.settings(_base_config(hopt))
+    settings = propose.search_settings(_base_config(hopt))
     assert settings["seed"] == 5 and settings["objective"] == "val_loss"
     with pytest.raises(ValueError, match="no enabled hyperopt"):
-        propose.settings(_base_config({"enabled": False}))
+        propose.search_settings(_base_config({"enabled": False}))
 
 
 # --- trial records and scores -------------------------------------------------------------------

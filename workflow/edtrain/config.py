@@ -227,7 +227,7 @@ def _chunk_listings(folders: tuple[str, ...], chunks: int) -> list[str]:
     return chunk_listings(list(folders), chunks)
 
 
-def check_paths(config: Mapping[str, Any]) -> None:
+def check_data_folders(config: Mapping[str, Any]) -> None:
     """Fail before any job runs if a configured data folder is missing."""
     data = config["data"]
     if data["source"] == "synthetic":

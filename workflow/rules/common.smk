@@ -11,7 +11,7 @@ from edtrain.config import (
     IGNORED_KEYS,
     PRODUCTION_TREE,
     check_models,
-    check_paths,
+    check_data_folders,
     check_selection,
     chunk_flags,
     chunk_inputs,
@@ -29,7 +29,7 @@ from edtrain.config import (
 )
 from edtrain.dataset.storage import is_url
 
-check_paths(config)
+check_data_folders(config)
 check_selection(config)
 check_models(config)
 

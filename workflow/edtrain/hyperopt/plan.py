@@ -15,7 +15,7 @@ from edtrain.config import resolve_version, run_dir
 from edtrain.hyperopt import space
 
 
-def settings(config: Mapping[str, Any], version: str) -> dict[str, Any]:
+def search_block(config: Mapping[str, Any], version: str) -> dict[str, Any]:
     """The resolved hyperopt block of a version."""
     return resolve_version(config, version)["hyperopt"]
 
@@ -26,7 +26,7 @@ def versions(config: Mapping[str, Any]) -> list[str]:
     for name in config["versions"]:
         resolved = resolve_version(config, name)
         if resolved["hyperopt"]["enabled"]:
-            space.check_paths(resolved, resolved["hyperopt"]["space"])
+            space.check_parameter_paths(resolved, resolved["hyperopt"]["space"])
             chosen.append(name)
     return chosen
 
@@ -43,7 +43,7 @@ def trial_dir(config: Mapping[str, Any], version: str, round_: int | str, trial:
 
 def results(config: Mapping[str, Any], version: str, before: int | None = None) -> list[str]:
     """result.json of every trial of the version's rounds < ``before`` (all rounds if None)."""
-    hopt = settings(config, version)
+    hopt = search_block(config, version)
     rounds = int(hopt["rounds"]) if before is None else int(before)
     return [
         f"{trial_dir(config, version, r, t)}/result.json"

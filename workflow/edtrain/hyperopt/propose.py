@@ -25,7 +25,7 @@ from edtrain.hyperopt import configs, record, space
 log = logging.getLogger(__name__)
 
 
-def settings(config: dict[str, Any]) -> dict[str, Any]:
+def search_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The version's hyperopt block, with the version seed standing in for a missing one."""
     block = config.get("hyperopt") or {}
     if not block.get("enabled"):
@@ -92,7 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     config = json.loads(args.base.read_text())
-    hopt = settings(config)
+    hopt = search_settings(config)
     if not 0 <= args.trial < int(hopt["trials_per_round"]):
         raise ValueError(f"trial {args.trial} is outside 0..{hopt['trials_per_round'] - 1}")
     earlier = record.load(args.earlier)

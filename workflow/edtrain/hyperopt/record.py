@@ -21,7 +21,7 @@ def trial_id(round_: int, trial: int) -> str:
     return f"round{round_}/trial{trial}"
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
+def read_json_or_none(path: Path) -> dict[str, Any] | None:
     """A JSON file, or None if it is missing or unreadable (a crashed trainer's leftovers)."""
     try:
         return json.loads(Path(path).read_text())

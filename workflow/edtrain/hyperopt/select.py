@@ -19,7 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from edtrain.hyperopt import record
-from edtrain.hyperopt.propose import settings
+from edtrain.hyperopt.propose import search_settings
 
 
 def best(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -156,6 +156,6 @@ def main(args: argparse.Namespace) -> int:
     df.to_csv(args.table, index=False)
     args.plot_trials.parent.mkdir(parents=True, exist_ok=True)
     plot_trials(df, result["objective"], result["best_trial"], args.plot_trials)
-    hopt = settings(json.loads(args.base.read_text()))
+    hopt = search_settings(json.loads(args.base.read_text()))
     plot_params(df, hopt["space"], result["objective"], result["best_trial"], args.plot_params)
     return 0

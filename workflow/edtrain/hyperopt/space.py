@@ -107,7 +107,7 @@ def derive_seed(*parts: int) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=4).digest(), "little")
 
 
-def check_paths(config: dict[str, Any], space: dict[str, Any]) -> None:
+def check_parameter_paths(config: dict[str, Any], space: dict[str, Any]) -> None:
     """Fail before any job runs if a parameter does not name an existing config leaf."""
     for name in space:
         node: Any = config
@@ -121,7 +121,7 @@ def check_paths(config: dict[str, Any], space: dict[str, Any]) -> None:
 
 def apply_params(config: dict[str, Any], params: Params) -> dict[str, Any]:
     """A copy of ``config`` with each dotted-path parameter replaced."""
-    check_paths(config, params)
+    check_parameter_paths(config, params)
     out = copy.deepcopy(config)
     for name, value in params.items():
         *parents, leaf = name.split(".")

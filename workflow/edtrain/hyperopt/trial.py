@@ -17,7 +17,7 @@ from typing import Any
 
 from edtrain.exit_status import NOT_HERE
 from edtrain.hyperopt import record
-from edtrain.hyperopt.propose import settings
+from edtrain.hyperopt.propose import search_settings
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def run(
     """Train the trial and build its record. A trial re-proposed with other parameters
     finds its state discarded by ``edtrain train`` (edtrain.state: another config)."""
     trial = json.loads(params.read_text())
-    objective = settings(json.loads(config.read_text()))["objective"]
+    objective = search_settings(json.loads(config.read_text()))["objective"]
     out_dir.mkdir(parents=True, exist_ok=True)
     # a rerun must not score the previous attempt's outputs (training rewrites both)
     for name in ("training.json", "history.csv"):
@@ -58,7 +58,7 @@ def run(
             f"edtrain train could not run {trial['id']} here (exit {returncode}: see above)",
             returncode,
         )
-    training = record.read_json(out_dir / "training.json")
+    training = record.read_json_or_none(out_dir / "training.json")
     history = record.read_history(out_dir / "history.csv")
     value, reason = record.score(objective, training, history)
     status = (training or {}).get("status", "failed")
