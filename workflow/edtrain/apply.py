@@ -32,7 +32,6 @@ from edtrain.dataset.discover import discover
 from edtrain.dataset.extract import BadFile, extract
 from edtrain.dataset.match import Cuts
 from edtrain.dataset.progress import progress
-from edtrain.dataset.table import unit_or_nan
 from edtrain.formats import columns as col
 
 log = logging.getLogger(__name__)
@@ -127,9 +126,9 @@ def predict_rows(
 
 def truth_columns(metadata: np.ndarray, direction: np.ndarray) -> dict[str, np.ndarray]:
     """True direction (NaN where the input has no momentum) and its angle to the prediction."""
-    from edtrain.metrics import angular_error_deg
+    from edtrain.metrics import angular_error_deg, unit
 
-    true = unit_or_nan(metadata[:, col.MOM])
+    true = unit(metadata[:, col.MOM], zero=np.nan).astype(np.float32)
     error = np.full(len(true), np.nan)
     has = np.isfinite(true).all(axis=1)
     error[has] = angular_error_deg(direction[has], true[has])

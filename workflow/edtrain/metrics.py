@@ -23,12 +23,14 @@ FLIP_FOLDED_MAX_DEG = 30.0
 SIGN_MIN_ABS = 0.5
 
 
-def unit(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length; zero rows stay zero (and score as 90°); rows with a NaN or
-    infinite component have no direction and become NaN (no score, rather than a made-up one)."""
+def unit(vectors: np.ndarray, zero: float = 0.0) -> np.ndarray:
+    """Rows scaled to unit length; rows with a NaN or infinite component have no direction and
+    become NaN (no score, rather than a made-up one). Zero rows become ``zero``: 0 for
+    predictions (a zero prediction scores as 90°), NaN for truth (a zero momentum has no
+    direction, so the sample has no label)."""
     vectors = np.asarray(vectors, dtype=np.float64)
     norm = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    out = np.where(np.isfinite(norm), 0.0, np.nan) * np.ones_like(vectors)
+    out = np.where(np.isfinite(norm), zero, np.nan) * np.ones_like(vectors)
     return np.divide(vectors, norm, out=out, where=np.isfinite(norm) & (norm > 0))
 
 

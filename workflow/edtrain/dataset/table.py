@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edtrain.formats import columns as col
+from edtrain.metrics import unit
 from edtrain.splits import hashed_key, name_hash
 
 WIDTH = len(col.NAMES_18)
@@ -53,15 +54,6 @@ def padded(metadata: np.ndarray) -> np.ndarray:
     return out
 
 
-def unit_or_nan(vectors: np.ndarray) -> np.ndarray:
-    """Unit vectors as float32; NaN where the vector is zero or not finite."""
-    vectors = vectors.astype(np.float64)
-    norm = np.linalg.norm(vectors, axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        unit = np.where((norm > 0) & np.isfinite(norm), vectors / norm, np.nan)
-    return unit.astype(np.float32)
-
-
 def sample_columns(
     basenames: Sequence[str], counts: np.ndarray, metadata: np.ndarray, drift_side: np.ndarray
 ) -> dict[str, np.ndarray]:
@@ -75,7 +67,8 @@ def sample_columns(
     event = x[:, col.EVENT].astype(np.int64)
     match_id = x[:, col.MATCH_ID].astype(np.int64)
     names = np.repeat(name_hash(basenames), counts)
-    label, nu_dir = unit_or_nan(x[:, col.MOM]), unit_or_nan(x[:, col.NU_MOM])
+    label = unit(x[:, col.MOM], zero=np.nan).astype(np.float32)
+    nu_dir = unit(x[:, col.NU_MOM], zero=np.nan).astype(np.float32)
     return {
         "event": event,
         "match_id": match_id,

@@ -31,7 +31,7 @@ class DatasetSummary:
 
 def test_with_neutrino(folder: Path) -> int | None:
     """Test samples whose metadata carry a neutrino direction (the table's nu_dir is NaN
-    where they do not: ``dataset.table.unit_or_nan``)."""
+    where they do not: ``metrics.unit`` with ``zero=nan``)."""
     path = folder / SAMPLES
     if not path.is_file():
         return None
