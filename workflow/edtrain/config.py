@@ -181,11 +181,16 @@ def resolve_version(config: Mapping[str, Any], name: str) -> dict[str, Any]:
     return {"name": name, **resolved}
 
 
+def write_config_json(config: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """A version's config.json, keys sorted (every writer: resolved and imported versions)."""
+    Path(path).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def write_resolved(
     resolved: Mapping[str, Any], path: str | os.PathLike[str], log: str | os.PathLike[str]
 ) -> None:
     """Write a version's config.json, and a log line saying what shaped it."""
-    Path(path).write_text(json.dumps(resolved, indent=2, sort_keys=True) + "\n")
+    write_config_json(resolved, path)
     scaling = resolved["scaling"]
     how = f"scaled ({scaling.get('name', 'unnamed')})" if scaling["applied"] else "unscaled"
     Path(log).write_text(

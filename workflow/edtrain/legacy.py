@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from edtrain.config import flatten
+from edtrain.config import flatten, write_config_json
 from edtrain.formats import columns
 from edtrain.metrics import angular_error_deg, by_energy, summarize, unit
 
@@ -353,7 +353,7 @@ def import_run(result_dir: Path, version: str, out_dir: Path) -> dict[str, Any]:
         "missing": missing_items(npz.is_file()),
         "config_notes": conv.ignored + conv.unmapped,
     }
-    (out_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    write_config_json(config, out_dir / "config.json")
     (out_dir / "training.json").write_text(
         json.dumps(training_record(frame, config), indent=2) + "\n"
     )
