@@ -2,9 +2,11 @@
 # within a round), then the selection, then the version's config.json = base config + best
 # parameters, which the ordinary `train` rule trains. See docs/hyperopt.md.
 from edtrain.hyperopt import plan as hyperopt_plan
+from edtrain.hyperopt.record import trial_id
 
 HYPEROPT_VERSIONS = hyperopt_plan.version_pattern(config)
 HYPEROPT_TRIAL = hyperopt_plan.trial_dir(config, "{version}", "{round}", "{trial}")
+TRIAL = trial_id("{round}", "{trial}")
 
 
 # The searching versions' config.json comes from the search, not from version_config.
@@ -33,7 +35,7 @@ rule hyperopt_propose:
         config=f"{HYPEROPT_TRIAL}/config.json",
         params=f"{HYPEROPT_TRIAL}/params.json",
     log:
-        f"{LOGS}/hyperopt/{{version}}/round{{round}}/trial{{trial}}/propose.log",
+        f"{LOGS}/hyperopt/{{version}}/{TRIAL}/propose.log",
     wildcard_constraints:
         version=HYPEROPT_VERSIONS,
         round=r"\d+",
@@ -59,11 +61,11 @@ rule hyperopt_trial:
     output:
         f"{HYPEROPT_TRIAL}/result.json",
     log:
-        f"{LOGS}/hyperopt/{{version}}/round{{round}}/trial{{trial}}/train.log",
+        f"{LOGS}/hyperopt/{{version}}/{TRIAL}/train.log",
     params:
         dataset=subpath(input.manifest, parent=True),
         out_dir=subpath(output[0], parent=True),
-        state_dir=f"{STATE}/{{version}}/hyperopt/round{{round}}/trial{{trial}}",
+        state_dir=f"{STATE}/{{version}}/hyperopt/{TRIAL}",
     wildcard_constraints:
         version=HYPEROPT_VERSIONS,
         round=r"\d+",

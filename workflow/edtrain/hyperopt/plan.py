@@ -13,6 +13,7 @@ from typing import Any
 
 from edtrain.config import resolve_version, run_dir
 from edtrain.hyperopt import space
+from edtrain.hyperopt.record import trial_id
 
 
 def search_block(config: Mapping[str, Any], version: str) -> dict[str, Any]:
@@ -38,7 +39,7 @@ def version_pattern(config: Mapping[str, Any]) -> str:
 
 
 def trial_dir(config: Mapping[str, Any], version: str, round_: int | str, trial: int | str) -> str:
-    return f"{run_dir(config)}/{version}/hyperopt/round{round_}/trial{trial}"
+    return f"{run_dir(config)}/{version}/hyperopt/{trial_id(round_, trial)}"
 
 
 def results(config: Mapping[str, Any], version: str, before: int | None = None) -> list[str]:

@@ -17,7 +17,9 @@ import pandas as pd
 OBJECTIVE_COLUMNS = {"val_loss": "val_loss", "val_q68": "val_q68_deg"}
 
 
-def trial_id(round_: int, trial: int) -> str:
+def trial_id(round_: int | str, trial: int | str) -> str:
+    """A trial's folder below the version's hyperopt/ (results, state and logs alike); with
+    "{round}" and "{trial}" it is the rules' wildcard pattern."""
     return f"round{round_}/trial{trial}"
 
 
