@@ -138,6 +138,14 @@ def test_v17_to_v19_add_one_thing_each(config: dict[str, Any]) -> None:
     assert v19["hyperopt"]["enabled"] and {"input.augment", "optimizer.weight_decay"} <= set(space)
 
 
+def test_v21_is_v20_with_a_wider_dense_head(config: dict[str, Any]) -> None:
+    v20, v21 = (edconfig.resolve_version(config, v) for v in ("v20", "v21"))
+    differ = {k for k in v21 if v21[k] != v20[k]}
+    assert differ == {"name", "description", "seed", "model"}
+    assert {k for k in v21["model"] if v21["model"][k] != v20["model"][k]} == {"dense_units"}
+    assert v21["model"]["dense_units"] == 8 * v20["model"]["dense_units"]
+
+
 def test_v20_is_v15s_network_with_v18s_recipe(config: dict[str, Any]) -> None:
     """The best measured at the CPU accuracy size (benchmarks/results/accuracy.md)."""
     v15, v18, v20 = (edconfig.resolve_version(config, v) for v in ("v15", "v18", "v20"))
@@ -216,7 +224,7 @@ def test_scaling_never_shrinks_below_a_trainable_size(config: dict[str, Any]) ->
 
 
 def test_run_versions_selects_and_checks(config: dict[str, Any]) -> None:
-    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 21)]
+    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 22)]
     assert edconfig.run_versions({**config, "run_versions": ["v12", "v7"]}) == ["v12", "v7"]
     with pytest.raises(edconfig.ConfigError, match="v99"):
         edconfig.run_versions({**config, "run_versions": ["v99"]})
@@ -365,7 +373,7 @@ def test_write_resolved_round_trips(config: dict[str, Any], tmp_path: Path) -> N
 
 def test_all_versions_come_in_natural_order_whatever_the_layering(config: dict[str, Any]) -> None:
     layered = {**config, "versions": {"v13": {}, "v11": {}, **config["versions"]}}
-    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 21)]
+    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 22)]
 
 
 @pytest.mark.parametrize("window", [(30, 10), (10, 10)])
