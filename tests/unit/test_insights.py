@@ -17,7 +17,7 @@ import pytest
 from edtrain import cli
 from edtrain.insights import closing_sections, markdown
 from edtrain.insights.compare import controlled_pairs
-from edtrain.insights.findings import scaling_group
+from edtrain.insights.findings import loss_groups, scaling_group
 from edtrain.insights.runs import Run
 from edtrain.metrics import ENERGY_BINS_MEV
 from edtrain.plots import PLOT_FILES
@@ -273,6 +273,22 @@ def test_energy_table_has_the_oracle_per_bin(out):
 
 
 MEANS = {"v7": 60.0, "v14": 58.0, "v15": 50.0, "v16": 49.0}
+
+
+def test_a_loss_group_holds_one_label_frame() -> None:
+    """v14 (detector frame) beside v15 and v16 (face frame, two losses) is no loss comparison:
+    the demo once grouped them, and with v14 the best the conclusion looked for a v14 → v16
+    comparison that controlled_pairs rightly never made."""
+    model = {"conv_layers": 4, "filters": 64}
+
+    def run(name: str, frame: str, loss: str) -> Run:
+        config = {"model": model, "samples": 100, "loss": loss, "input": {"frame": frame}}
+        return Run(name, config=config, training={"n_train": 70, "n_val": 30})
+
+    runs = [run("v14", "detector", "angular"), run("v15", "face", "angular")]
+    runs.append(run("v16", "face", "vmf"))
+    table = pd.DataFrame({"mean_deg": [64.9, 65.4, 66.0]}, index=["v14", "v15", "v16"])
+    assert loss_groups(runs, table) == [["v15", "v16"]]
 
 
 def test_the_label_frame_is_a_primary_factor() -> None:

@@ -127,7 +127,12 @@ def loss_groups(runs: list[Run], table: pd.DataFrame) -> list[list[str]]:
     for run in scored:
         factors = primary_factors(run)
         key = repr(
-            (factors["architecture"], factors["samples"], sorted(other_settings(run).items()))
+            (
+                factors["architecture"],
+                factors["samples"],
+                factors["frame"],
+                sorted(other_settings(run).items()),
+            )
         )
         groups.setdefault(key, []).append(run)
     return [
