@@ -7,7 +7,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version
 
 try:
-    from edtrain.config import check_version_names, validate_config
+    from edtrain.config import check_version_names
+    from edtrain.config_schema import validate_config
 except ImportError as err:
     raise WorkflowError(
         "the rules call the edtrain package, which this Python cannot import: run `make` in "

@@ -12,6 +12,7 @@ import yaml
 from snakemake.utils import update_config
 
 from edtrain import config as edconfig
+from edtrain import config_schema
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -26,7 +27,7 @@ def load(*layers: str) -> dict[str, Any]:
 
 
 def validate(config: dict[str, Any]) -> dict[str, Any]:
-    edconfig.validate_config(config, SCHEMA)
+    config_schema.validate_config(config, SCHEMA)
     return config
 
 
@@ -295,9 +296,9 @@ def test_schema_error_names_the_file_that_sets_the_key(
     second.write_text("versions:\n  v10:\n    model: {dropuot: 0.4}\n")
     bad = _set(copy.deepcopy(config), "versions.v10.model.dropuot", 0.4)
     with pytest.raises(edconfig.ConfigError, match=r"value: 0\.4, set in .*second\.yaml"):
-        edconfig.validate_config(bad, SCHEMA, [first, second])
+        config_schema.validate_config(bad, SCHEMA, [first, second])
     with pytest.raises(edconfig.ConfigError, match=r"value: 0\.4, set in --config"):
-        edconfig.validate_config(bad, SCHEMA, [first, second], {"versions": bad["versions"]})
+        config_schema.validate_config(bad, SCHEMA, [first, second], {"versions": bad["versions"]})
 
 
 def test_many_schema_errors_make_a_short_message(config: dict[str, Any]) -> None:
