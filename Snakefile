@@ -35,12 +35,12 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/production.smk"
+include: "workflow/rules/simulation.smk"
 include: "workflow/rules/dataset.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/hyperopt.smk"
-include: "workflow/rules/evaluate.smk"
-include: "workflow/rules/report.smk"
+include: "workflow/rules/predict.smk"
+include: "workflow/rules/insights.smk"
 
 
 # Failed jobs with --keep-going: the insights are written anyway (docs/insights.md).

@@ -3,7 +3,7 @@
 One synthetic production (supernova spectrum, the 18-column per-plane layout), one dataset,
 and each version's recipe trained on the same training samples with the same epoch budget,
 then scored on the common test set beside the oracle's figures on exactly those test events
-(``edtrain.evaluation``). Everything the workflow's rules would run, run in-process:
+(``edtrain.predict``). Everything the workflow's rules would run, run in-process:
 
     python benchmarks/accuracy.py --size cpu --workdir /tmp/edacc      # ≤ 1 h on 2 cores
     KERAS_BACKEND=jax python benchmarks/accuracy.py --size gpu --workdir /tmp/edacc  # one GPU
@@ -36,10 +36,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
-from edtrain import cli, evaluation, metrics  # noqa: E402
+from edtrain import cli, metrics, predict  # noqa: E402
 from edtrain.config import apply_scaling, resolve_version  # noqa: E402
 from edtrain.insights.pointing import burst_pointing  # noqa: E402
-from edtrain.simulation import production  # noqa: E402
+from edtrain.simulation import simulate  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ BURST_SIZE, TOYS, BURST_SEED = 239, 2000, 0
 def make_production(workdir: Path, size: Size, jobs: int) -> Path:
     """The production (simulated once: production.json marks it complete)."""
     out = workdir / "production"
-    if not (out / production.SUMMARY).exists():
+    if not (out / simulate.SUMMARY).exists():
         args = ["simulate", "--out", str(out), "--files", str(size.files)]
         args += ["--events-per-file", str(size.events_per_file), "--seed", str(SEED)]
         if cli.main([*args, "--spectrum", "supernova", "--jobs", str(jobs)]) != 0:
@@ -94,7 +94,7 @@ def make_dataset(workdir: Path, prod: Path, jobs: int) -> Path:
     out = workdir / "dataset"
     if (out / "manifest.json").exists():
         return out
-    inputs = str(prod / production.PRODUCTION_DIR / production.PLANE_IMAGES_DIR)
+    inputs = str(prod / simulate.PRODUCTION_DIR / simulate.PLANE_IMAGES_DIR)
     chunks = [workdir / "chunks" / str(i) for i in range(jobs)]
     for i, chunk in enumerate(chunks):
         args = ["chunk", "--inputs", inputs, "--chunk", str(i), "--chunks", str(jobs)]
@@ -136,7 +136,7 @@ def version_config(
 
 def train(workdir: Path, dataset: Path, config: dict[str, Any]) -> dict[str, Any]:
     """Train one version, or reuse its training if it was made with this config."""
-    from edtrain import training  # imports Keras: after the production's worker processes
+    from edtrain import train  # imports Keras: after the production's worker processes
 
     out = workdir / "runs" / config["name"]
     record_path, config_path = out / "training.json", out / "config.json"
@@ -147,7 +147,7 @@ def train(workdir: Path, dataset: Path, config: dict[str, Any]) -> dict[str, Any
         record_path.unlink(missing_ok=True)
         out.mkdir(parents=True, exist_ok=True)
         config_path.write_text(json.dumps(config, indent=2, sort_keys=True))
-        training.train(dataset, config, out, workdir / "state" / config["name"])
+        train.train(dataset, config, out, workdir / "state" / config["name"])
     return json.loads(record_path.read_text())
 
 
@@ -155,7 +155,7 @@ def score(workdir: Path, dataset: Path, truth: Path, config: dict[str, Any]) -> 
     """The version's metrics.json, oracle included (what the workflow's ``predict`` writes);
     its predictions.npz is kept beside the model."""
     out = workdir / "runs" / config["name"]
-    predictions = evaluation.predict_test_set(
+    predictions = predict.predict_test_set(
         dataset,
         config["samples"],
         config["val_fraction"],
@@ -163,12 +163,12 @@ def score(workdir: Path, dataset: Path, truth: Path, config: dict[str, Any]) -> 
         frame=config["input"]["frame"],
         loss=config["loss"],
     )
-    predictions["oracle_dir"] = evaluation.oracle_directions(
+    predictions["oracle_dir"] = predict.oracle_directions(
         truth, predictions["basename"], predictions["event"], predictions["match_id"]
     )
     np.savez(out / "predictions.npz", **predictions)
     manifest = json.loads((dataset / "manifest.json").read_text())
-    scores = evaluation.score(predictions, config["name"], manifest["test_set_hash"])
+    scores = predict.score(predictions, config["name"], manifest["test_set_hash"])
     (out / "metrics.json").write_text(json.dumps(scores, indent=2) + "\n")
     scores["coarse_energy"] = {
         name: metrics.by_energy(
@@ -320,7 +320,7 @@ def main() -> int:
     prepared = time.monotonic() - start
     print(f"production and dataset: {manifest['samples']} samples, {prepared:.0f} s", flush=True)
     samples = args.samples or size.pool or manifest["pool_size"]
-    truth = prod / production.PRODUCTION_DIR / production.TRUTH_DIR
+    truth = prod / simulate.PRODUCTION_DIR / simulate.TRUTH_DIR
     names = args.versions or size.versions
     if bool(args.set) != bool(args.tag):
         parser.error("--set and --tag go together: a variant needs its own run name")

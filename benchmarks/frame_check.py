@@ -39,7 +39,7 @@ import uproot
 
 from edtrain import detector
 from edtrain.formats.root import read_planes, tree_path
-from edtrain.imaging import drift_sides
+from edtrain.render import drift_sides
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_realism import ELECTRON_TRACK_IDS, TP_TREE, TRUTH_TREE, real_clusters

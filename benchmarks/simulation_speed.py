@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from edtrain.cli import main as edtrain
-from edtrain.simulation.production import PRODUCTION_DIR, TRUTH_DIR
+from edtrain.simulation.simulate import PRODUCTION_DIR, TRUTH_DIR
 
 
 def oracle_table(truth: pd.DataFrame) -> str:

@@ -2,7 +2,7 @@
 
 Both train the same predecessor model (angular loss, Adam, batch 32 by default) on the same
 synthetic images; "memory" is model.fit on float32 numpy arrays held in RAM (how v7–v13
-trained), "stream" is edtrain.pipeline.ImageBatches reading the float16 image file.
+trained), "stream" is edtrain.batch_stream.ImageBatches reading the float16 image file.
 samples/s is measured after the first ``--warmup`` steps (graph tracing, compilation).
 
     python benchmarks/training_throughput.py                    # CPU table, both models
@@ -24,12 +24,12 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from edtrain.batch_stream import ImageBatches
 from edtrain.dataset.reader import Images
 from edtrain.device import data_parallel_scope, describe_device
 from edtrain.legacy import PREDECESSOR_FIXED
 from edtrain.losses import get_loss
 from edtrain.model import IMAGE_SHAPE, build_model
-from edtrain.pipeline import ImageBatches
 
 MODELS = {
     "3Lx32F": {"conv_layers": 3, "filters": 32},

@@ -19,7 +19,7 @@ from edtrain.formats import columns as col
 from edtrain.losses import KAPPA_FLOOR, output_size
 from edtrain.metrics import vmf_cone_deg
 from edtrain.model import build_model
-from edtrain.simulation.production import (
+from edtrain.simulation.simulate import (
     FLAT_IMAGES_DIR,
     MATCHED_DIR,
     PLANE_IMAGES_DIR,

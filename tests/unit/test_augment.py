@@ -8,9 +8,9 @@ import pytest
 
 from edtrain import detector
 from edtrain.augment import X_ROTATION, augment, rotatable, rotate_x
+from edtrain.batch_stream import ImageBatches
 from edtrain.frame import reflect
-from edtrain.imaging import render_clusters
-from edtrain.pipeline import ImageBatches
+from edtrain.render import render_clusters
 
 
 def _clusters(rng: np.random.Generator, n: int):

@@ -20,9 +20,9 @@ import pytest
 from tiny_dataset import make_dataset, tiny_config
 
 from edtrain import device
+from edtrain.batch_stream import ImageBatches
 from edtrain.dataset.reader import Images
 from edtrain.model import GlobalBatchNormalization
-from edtrain.pipeline import ImageBatches
 
 # Writes the devices each data_parallel mode picks to OUT/devices.json, then trains each config
 # of OUT/configs.json on DATASET into OUT/<name>; "interrupted" stops after its first epoch and
@@ -37,7 +37,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
 import keras
-from edtrain import training
+from edtrain import train
 from edtrain.device import data_parallel_devices
 
 class Interrupt(keras.callbacks.Callback):
@@ -52,10 +52,10 @@ for name, config in json.loads((out / "configs.json").read_text()).items():
     args = (dataset, config, out / name, out / f"{name}.state")
     if name == "interrupted":
         try:
-            training.train(*args, extra_callbacks=[Interrupt()])
+            train.train(*args, extra_callbacks=[Interrupt()])
         except KeyboardInterrupt:
             pass
-    training.train(*args)
+    train.train(*args)
 """
 
 

@@ -193,7 +193,7 @@ def test_independent_of_chunking_and_input_order(tmp_path):
 def test_small_write_blocks_give_the_same_dataset(tmp_path, monkeypatch, block_rows):
     make_production(tmp_path / "p", range(9))
     one = build(tmp_path, "one", [tmp_path / "p"])
-    monkeypatch.setattr("edtrain.dataset.images.BLOCK_ROWS", block_rows)
+    monkeypatch.setattr("edtrain.dataset.image_files.BLOCK_ROWS", block_rows)
     assert_same_dataset(one, build(tmp_path, "small", [tmp_path / "p"], chunks=2))
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from edtrain import cli, imaging
+from edtrain import cli, render
 from edtrain.dataset import chunk
 from edtrain.dataset.reader import open_images
-from edtrain.simulation import production
+from edtrain.simulation import simulate
 
 
 def _dataset(tmp_path, name, inputs, convention):
@@ -23,14 +23,14 @@ def _dataset(tmp_path, name, inputs, convention):
     return table, np.asarray(open_images(out)), manifest
 
 
-@pytest.mark.parametrize("convention", imaging.FLIP_CONVENTIONS)
+@pytest.mark.parametrize("convention", render.FLIP_CONVENTIONS)
 def test_cluster_files_give_the_samples_of_their_npz_files(tmp_path, convention):
     for i in range(2):
-        production.write_file(tmp_path, i, 7, 25, "flat", convention)
-    base = tmp_path / production.PRODUCTION_DIR
-    npz, npz_images, _ = _dataset(tmp_path, "npz", [base / production.PLANE_IMAGES_DIR], convention)
+        simulate.write_file(tmp_path, i, 7, 25, "flat", convention)
+    base = tmp_path / simulate.PRODUCTION_DIR
+    npz, npz_images, _ = _dataset(tmp_path, "npz", [base / simulate.PLANE_IMAGES_DIR], convention)
     root, root_images, manifest = _dataset(
-        tmp_path, "root", [base / production.MATCHED_DIR], convention
+        tmp_path, "root", [base / simulate.MATCHED_DIR], convention
     )
     assert len(npz) > 0
     pd.testing.assert_frame_equal(npz.drop(columns="source"), root.drop(columns="source"))
@@ -44,8 +44,8 @@ def test_cluster_files_give_the_samples_of_their_npz_files(tmp_path, convention)
 
 
 def test_unreadable_cluster_files_are_skipped_with_reasons(tmp_path, capsys):
-    production.write_file(tmp_path, 0, 7, 10, "flat", "consistent")
-    folder = tmp_path / production.PRODUCTION_DIR / production.MATCHED_DIR
+    simulate.write_file(tmp_path, 0, 7, 10, "flat", "consistent")
+    folder = tmp_path / simulate.PRODUCTION_DIR / simulate.MATCHED_DIR
     (folder / "empty_bg_matched.root").write_bytes(b"")
     (folder / "junk_bg_matched.root").write_bytes(b"not a ROOT file" * 100)
     _, _, manifest = _dataset(tmp_path, "ds", [folder], "consistent")
@@ -56,4 +56,4 @@ def test_unreadable_cluster_files_are_skipped_with_reasons(tmp_path, capsys):
 
 
 def test_chunk_knows_the_renderer_conventions():
-    assert chunk.FLIP_CONVENTIONS == imaging.FLIP_CONVENTIONS
+    assert chunk.FLIP_CONVENTIONS == render.FLIP_CONVENTIONS

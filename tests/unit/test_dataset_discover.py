@@ -9,7 +9,7 @@ import pytest
 
 from edtrain.dataset.discover import chunk_listings, chunk_of, dataset_order, discover
 from edtrain.dataset.extract import BadFile, extract
-from edtrain.dataset.images import (
+from edtrain.dataset.image_files import (
     IMAGE_DTYPE,
     SAMPLE_SHAPE,
     ImageWriter,

@@ -15,7 +15,7 @@ from edtrain.dataset.float16 import (
     read_plane_rows,
     to_float16,
 )
-from edtrain.dataset.images import IMAGE_DTYPE, SAMPLE_SHAPE
+from edtrain.dataset.image_files import IMAGE_DTYPE, SAMPLE_SHAPE
 from edtrain.formats.npz import open_plane_npz, write_plane_npz
 
 PATHS = ["kernel", "numpy"]

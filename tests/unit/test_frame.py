@@ -15,7 +15,7 @@ import pytest
 
 from edtrain import detector
 from edtrain.frame import FRAMES, reflect
-from edtrain.imaging import orientation_flips, render_clusters
+from edtrain.render import orientation_flips, render_clusters
 
 STEP_CM = 0.02
 LENGTH_CM = 2.0

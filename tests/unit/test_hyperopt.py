@@ -16,7 +16,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from edtrain import cli, exit_status
 from edtrain.config import apply_scaling
-from edtrain.hyperopt import apply, configs, plan, propose, record, select, space, trial
+from edtrain.hyperopt import apply, plan, propose, record, scaling, select, space, trial
 
 SCHEMA = Path(__file__).parents[2] / "workflow" / "schemas" / "hyperopt.schema.yaml"
 
@@ -279,12 +279,12 @@ SCALING = {"name": "demo", "samples_factor": 0.01, "max_epochs": 8, "width_facto
 def test_unscale_inverts_the_workflows_scaling():
     unscaled = {k: v for k, v in _base_config().items() if k != "scaling"}
     scaled = apply_scaling(unscaled, SCALING)
-    back, block = configs.unscale(scaled)
+    back, block = scaling.unscale(scaled)
     assert block == SCALING
     assert apply_scaling(back, block) == scaled
     assert (back["samples"], back["model"]["filters"], back["max_epochs"]) == (1000, 64, 100)
     plain = apply_scaling(unscaled, {})
-    assert configs.unscale(plain) == (plain, {})
+    assert scaling.unscale(plain) == (plain, {})
 
 
 def test_trial_values_are_production_values_scaled_like_the_version():

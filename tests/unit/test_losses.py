@@ -10,7 +10,7 @@ import pytest
 from keras import ops
 
 from edtrain import metrics
-from edtrain.angular_metrics import angular_metrics
+from edtrain.epoch_metrics import angular_metrics
 from edtrain.losses import KAPPA_FLOOR, KAPPA_FLOORS, LOSSES, angle, get_loss, predicts_kappa
 
 RNG = np.random.default_rng(3)

@@ -72,7 +72,7 @@ TRAIN = """
 import json, sys
 from pathlib import Path
 import keras
-from edtrain import training
+from edtrain import train
 config, dataset, out = json.loads(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 
 class Stopped(BaseException):
@@ -84,10 +84,10 @@ class Stop(keras.callbacks.Callback):
             raise Stopped
 
 try:
-    training.train(dataset, config, out / "out", out / "state", extra_callbacks=[Stop()])
+    train.train(dataset, config, out / "out", out / "state", extra_callbacks=[Stop()])
 except Stopped:
     pass
-training.train(dataset, config, out / "out", out / "state")
+train.train(dataset, config, out / "out", out / "state")
 """
 
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from edtrain.formats.npz import (
-    LocalFile,
     NpzFormatError,
     open_plane_npz,
     read_image_rows,
     read_metadata,
     write_plane_npz,
 )
+from edtrain.formats.range_file import LocalFile
 
 
 def _plane(rows=20, width=14, shape=(128, 32), seed=0):

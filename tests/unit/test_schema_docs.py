@@ -163,3 +163,12 @@ def test_readme_tables_name_only_schema_keys():
         if key not in expected[section]
     ]
     assert not stale, "config/README.md rows for keys the schema lacks:\n  " + "\n  ".join(stale)
+
+
+def test_the_config_names_its_schema_for_editors():
+    """The YAML language server reads the first line; a moved schema must move this path."""
+    config = REPO / "config" / "config.yaml"
+    first = config.read_text().splitlines()[0]
+    match = re.fullmatch(r"# yaml-language-server: \$schema=(\S+)", first)
+    assert match, f"{config}: first line {first!r} does not name the schema"
+    assert (config.parent / match[1]).resolve() == SCHEMAS / CONFIG_SCHEMA

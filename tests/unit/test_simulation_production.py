@@ -12,8 +12,8 @@ import uproot
 from edtrain.cli import main as cli
 from edtrain.formats import columns
 from edtrain.formats.root import read_clusters, read_planes
-from edtrain.imaging import render_planes
-from edtrain.simulation.production import (
+from edtrain.render import render_planes
+from edtrain.simulation.simulate import (
     FLAT_IMAGES_DIR,
     MATCHED_DIR,
     PLANE_IMAGES_DIR,

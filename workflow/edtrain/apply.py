@@ -33,6 +33,7 @@ from edtrain.dataset.extract import BadFile, extract
 from edtrain.dataset.match import Cuts
 from edtrain.dataset.progress import progress
 from edtrain.formats import columns as col
+from edtrain.version_files import METRICS
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ def main(args: argparse.Namespace) -> int:
     config = json.loads(config_path.read_text())
     scale = None
     if predicts_kappa(config.get("loss", "")):
-        scale = kappa_scale(args.metrics or args.model.with_name("metrics.json"))
+        scale = kappa_scale(args.metrics or args.model.with_name(METRICS))
     cuts = Cuts(args.es_only, args.marley_only)
     try:
         counts = apply(args.model, args.inputs, args.out, config, scale, cuts, args.flip_convention)

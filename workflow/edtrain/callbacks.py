@@ -20,12 +20,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from edtrain.pipeline import ImageBatches
+from edtrain.batch_stream import ImageBatches
+from edtrain.version_files import HISTORY
 
 BACKUP_DIR = "backup"
 BEST_CHECKPOINT = "best.keras"
 PARTIAL_CHECKPOINT = "next-best.keras"  # written, then renamed to BEST_CHECKPOINT
-HISTORY = "history.csv"
 log = logging.getLogger(__name__)
 RESUME_STATE = "resume.json"
 

@@ -15,12 +15,12 @@ import os
 import sys
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "simulate": ("edtrain.simulation.production", "write a synthetic EOS-style production"),
+    "simulate": ("edtrain.simulation.simulate", "write a synthetic EOS-style production"),
     "gallery": ("edtrain.simulation.gallery", "draw a PNG gallery of simulated events"),
     "chunk": ("edtrain.dataset.chunk", "assemble one chunk of a production's files"),
     "assemble": ("edtrain.dataset.assemble", "combine chunk directories into one dataset"),
-    "train": ("edtrain.training", "train one version"),
-    "predict": ("edtrain.evaluation", "predict the common test set and score it"),
+    "train": ("edtrain.train", "train one version"),
+    "predict": ("edtrain.predict", "predict the common test set and score it"),
     "insights": ("edtrain.insights", "regenerate insights.md, summary.csv and plots"),
     "apply": ("edtrain.apply", "a trained version's directions for every triplet of new data"),
     "import-legacy": ("edtrain.legacy", "import the predecessor's configs or result folders"),

@@ -29,6 +29,7 @@ import yaml
 from edtrain.config import flatten, write_config_json
 from edtrain.formats import columns
 from edtrain.metrics import angular_error_deg, by_energy, summarize, unit
+from edtrain.version_files import CONFIG, HISTORY, METRICS, PREDICTIONS, RECORD
 
 log = logging.getLogger(__name__)
 
@@ -346,19 +347,17 @@ def import_run(result_dir: Path, version: str, out_dir: Path) -> dict[str, Any]:
         metrics |= summarize(errors)
         if "energy_mev" in predictions:
             metrics["by_energy"] = by_energy(errors, predictions["energy_mev"])
-        np.savez(out_dir / "predictions.npz", **predictions)
+        np.savez(out_dir / PREDICTIONS, **predictions)
     legacy = {
         "source": str(result_dir),
         "version": version,
         "missing": missing_items(npz.is_file()),
         "config_notes": conv.ignored + conv.unmapped,
     }
-    write_config_json(config, out_dir / "config.json")
-    (out_dir / "training.json").write_text(
-        json.dumps(training_record(frame, config), indent=2) + "\n"
-    )
-    frame.to_csv(out_dir / "history.csv", index=False)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    write_config_json(config, out_dir / CONFIG)
+    (out_dir / RECORD).write_text(json.dumps(training_record(frame, config), indent=2) + "\n")
+    frame.to_csv(out_dir / HISTORY, index=False)
+    (out_dir / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
     (out_dir / "legacy.json").write_text(json.dumps(legacy, indent=2) + "\n")
     return legacy
 

@@ -18,7 +18,7 @@ import keras
 from keras import layers, ops
 
 # registered with Keras on import, so that `import edtrain.model` is all a saved model needs
-import edtrain.angular_metrics  # noqa: F401
+import edtrain.epoch_metrics  # noqa: F401
 
 PLANES = ("U", "V", "X")
 IMAGE_SHAPE = (len(PLANES), 128, 32)

@@ -24,20 +24,19 @@ from typing import Any
 from edtrain import __version__
 from edtrain import callbacks as cb
 from edtrain.config import IGNORED_KEYS, flatten
+from edtrain.version_files import HISTORY, MODEL, RECORD
 
 log = logging.getLogger(__name__)
 
 IDENTITY = "state.json"
 LOCK = "train.lock"
-MODEL = "model.keras"
-RECORD = "training.json"  # written last: its presence marks a finished run
 # Everything training writes here. Discarding removes only these: the directory may also hold
 # the lock and other tools' files (hyperopt trial state lives in a subfolder of .state/<v>).
 OWNED = (
     cb.BACKUP_DIR,
     cb.BEST_CHECKPOINT,
     cb.PARTIAL_CHECKPOINT,
-    cb.HISTORY,
+    HISTORY,
     cb.RESUME_STATE,
     MODEL,
     RECORD,

@@ -28,6 +28,15 @@ from edtrain.config import (
     write_resolved,
 )
 from edtrain.dataset.storage import is_url
+from edtrain.version_files import (
+    CONFIG,
+    HISTORY,
+    METRICS,
+    MODEL,
+    PREDICTIONS,
+    RECORD,
+    VERSION_FILES,
+)
 
 check_data_folders(config)
 check_selection(config)
@@ -107,11 +116,14 @@ def search_config(wildcards):
     return result_config(wildcards, [key for key in IGNORED_KEYS if key != "hyperopt"])
 
 
+def version_file(name, version="{version}"):
+    """results/<version>/<name>: one of edtrain.version_files, for a version or the wildcard."""
+    return f"{RESULTS}/{version}/{name}"
+
+
 def version_outputs(version):
     """Everything results/<version>/ holds (docs/architecture.md)."""
-    names = ["config.json", "model.keras", "history.csv", "training.json"]
-    names += ["predictions.npz", "metrics.json"]
-    return [f"{RESULTS}/{version}/{name}" for name in names]
+    return [version_file(name, version) for name in VERSION_FILES]
 
 
 def all_targets():

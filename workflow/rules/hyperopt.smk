@@ -125,7 +125,7 @@ rule hyperopt_apply:
         base=f"{RESULTS}/{{version}}/hyperopt/base_config.json",
         best=f"{RESULTS}/{{version}}/hyperopt/best_params.json",
     output:
-        f"{RESULTS}/{{version}}/config.json",
+        version_file(CONFIG),
     log:
         f"{LOGS}/hyperopt/{{version}}/apply.log",
     wildcard_constraints:

@@ -4,9 +4,9 @@
 
 rule version_config:
     output:
-        f"{RESULTS}/{{version}}/config.json",
+        version_file(CONFIG),
     log:
-        f"{LOGS}/config/{{version}}.log",
+        f"{LOGS}/train/{{version}}_config.log",
     params:
         # only what can change the training: config.json keeps a stale description until
         # something else rewrites it, and a new description retrains nothing
@@ -28,11 +28,11 @@ rule train:
         images=ancient(f"{DATASET}/images"),
         samples=ancient(f"{DATASET}/samples.parquet"),
         manifest=ancient(f"{DATASET}/manifest.json"),
-        config=f"{RESULTS}/{{version}}/config.json",
+        config=version_file(CONFIG),
     output:
-        model=f"{RESULTS}/{{version}}/model.keras",
-        history=f"{RESULTS}/{{version}}/history.csv",
-        record=f"{RESULTS}/{{version}}/training.json",
+        model=version_file(MODEL),
+        history=version_file(HISTORY),
+        record=version_file(RECORD),
     log:
         f"{LOGS}/train/{{version}}.log",
     params:

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from edtrain import __version__
 from edtrain.dataset.allocator import reuse_freed_memory
 from edtrain.dataset.discover import chunk_of, dataset_order
-from edtrain.dataset.images import IMAGE_DTYPE, SAMPLE_SHAPE, link_parts, sample_count
+from edtrain.dataset.image_files import IMAGE_DTYPE, SAMPLE_SHAPE, link_parts, sample_count
 from edtrain.dataset.manifest import (
     CHUNK_FORMAT,
     CHUNK_IMAGES,
@@ -38,7 +38,7 @@ from edtrain.dataset.manifest import (
     write_json,
 )
 from edtrain.dataset.reader import MANIFEST, SAMPLES
-from edtrain.dataset.table import COLUMNS, NUMERIC, read_chunk_table
+from edtrain.dataset.sample_table import COLUMNS, NUMERIC, read_chunk_table
 from edtrain.formats.columns import PLANES
 from edtrain.splits import pool_rank, test_mask
 

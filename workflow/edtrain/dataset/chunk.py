@@ -5,7 +5,7 @@ X-file row, and chunk I of N is the I-th of N equal ranges of name hashes (``chu
 chunks are independent jobs, adding files to a production never moves existing basenames to
 another chunk, and a chunk writes its samples straight in dataset order: ``assemble`` only has
 to name the chunks' image files as the dataset's parts, in chunk order. A chunk directory
-holds ``images.npy`` (float16), ``samples.npz`` (its table, ``edtrain.dataset.table``; row i
+holds ``images.npy`` (float16), ``samples.npz`` (its table, ``edtrain.dataset.sample_table``; row i
 ↔ images[i]) and ``chunk.json`` (inputs, skips, counts, selection), written last so that its
 presence means the chunk is complete.
 """
@@ -25,7 +25,7 @@ from edtrain.dataset.allocator import reuse_freed_memory
 from edtrain.dataset.discover import chunk_of, dataset_order, discover
 from edtrain.dataset.extract import BadFile, extract
 from edtrain.dataset.float16 import F16C
-from edtrain.dataset.images import ImageWriter
+from edtrain.dataset.image_files import ImageWriter
 from edtrain.dataset.manifest import (
     CHUNK_FORMAT,
     CHUNK_IMAGES,
@@ -41,10 +41,10 @@ from edtrain.dataset.manifest import (
 )
 from edtrain.dataset.match import Cuts
 from edtrain.dataset.progress import progress
+from edtrain.dataset.sample_table import write_chunk_table
 from edtrain.dataset.storage import storage_for
-from edtrain.dataset.table import write_chunk_table
 
-# edtrain.imaging.FLIP_CONVENTIONS, repeated so that npz-only jobs need not import the renderer
+# edtrain.render.FLIP_CONVENTIONS, repeated so that npz-only jobs need not import the renderer
 # (and pandas with it); a test keeps the two equal
 FLIP_CONVENTIONS: tuple[str, ...] = ("consistent", "upstream")
 log = logging.getLogger(__name__)

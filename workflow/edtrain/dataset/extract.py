@@ -17,19 +17,19 @@ import xxhash
 
 from edtrain.dataset.discover import Source
 from edtrain.dataset.float16 import PROBLEMS, read_plane_rows, to_float16
-from edtrain.dataset.images import IMAGE_DTYPE, SAMPLE_SHAPE
+from edtrain.dataset.image_files import IMAGE_DTYPE, SAMPLE_SHAPE
 from edtrain.dataset.manifest import SkipRow
 from edtrain.dataset.match import Cuts, match_triplets
+from edtrain.dataset.sample_table import padded
 from edtrain.dataset.storage import open_range, storage_for
-from edtrain.dataset.table import padded
 from edtrain.formats import columns as col
 from edtrain.formats.npz import (
     NpzFormatError,
     PlaneFile,
-    RangeFile,
     open_plane_npz,
     read_metadata,
 )
+from edtrain.formats.range_file import RangeFile
 
 DRIFT_SIDE_FROM_CHANNEL = "x_plane_channel"
 DRIFT_SIDE_FROM_POSITION = "true_position_x"
@@ -147,7 +147,7 @@ def _cluster_planes(path: str, convention: str) -> _Planes:
     (docs/data_format.md §4–5)."""
     # imported here: uproot, awkward and the renderer cost ~0.4 s, and npz inputs need none
     from edtrain.formats.root import read_planes
-    from edtrain.imaging import drift_sides, render_planes
+    from edtrain.render import drift_sides, render_planes
 
     size = storage_for(path).size(path)
     if size == 0:
@@ -188,7 +188,7 @@ def extract(
     """Read one basename's triplets; raise BadFile if one of its files is unusable.
 
     ``convention`` is the image orientation used when rendering cluster ROOT files
-    (``edtrain.imaging.FLIP_CONVENTIONS``); npz inputs were rendered when they were written.
+    (``edtrain.render.FLIP_CONVENTIONS``); npz inputs were rendered when they were written.
     Plane files are paths or root:// URLs (``edtrain.dataset.storage``). The images are cast
     into ``allocate(n)`` (e.g. the output's next rows); the usable ones end up first, in X-file
     row order, and ``Extracted.images`` is that part of it. Without ``need_label`` (applying

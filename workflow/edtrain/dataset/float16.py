@@ -17,9 +17,10 @@ import errno
 
 import numpy as np
 
-from edtrain.dataset.images import IMAGE_DTYPE
+from edtrain.dataset.image_files import IMAGE_DTYPE
 from edtrain.formats.columns import IMAGE_SHAPE
-from edtrain.formats.npz import LocalFile, PlaneFile, read_image_rows
+from edtrain.formats.npz import PlaneFile, read_image_rows
+from edtrain.formats.range_file import LocalFile
 
 try:
     from edtrain.dataset import _float16

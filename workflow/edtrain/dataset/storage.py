@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edtrain.formats.npz import LocalFile, RangeFile, buffers_per_range
+from edtrain.formats.range_file import LocalFile, RangeFile, buffers_per_range
 
 URL_SCHEMES: tuple[str, ...] = ("root://", "xroot://")
 

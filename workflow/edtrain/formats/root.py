@@ -183,7 +183,7 @@ def flatten_tps(
 def read_planes(path: str | Path, directory: str = "clusters") -> dict[str, dict[str, np.ndarray]]:
     """The three planes of a cluster file as flat numpy arrays: scalar branches per cluster and
     ``tp_*`` per TP delimited by ``tp_offsets`` (the layout of ``write_cluster_file`` and of
-    ``edtrain.imaging.render_planes``). Files without matching get ``match_id`` = −1."""
+    ``edtrain.render.render_planes``). Files without matching get ``match_id`` = −1."""
     planes = {}
     for plane in ("U", "V", "X"):
         clusters = read_clusters(path, plane, directory)

@@ -13,11 +13,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edtrain.hyperopt import configs
+from edtrain.hyperopt import scaling
 
 
 def final_config(base: dict[str, Any], best: dict[str, Any]) -> dict[str, Any]:
-    out = configs.with_params(base, best["best_params"])
+    out = scaling.with_params(base, best["best_params"])
     out["hyperopt"] = {
         **base["hyperopt"],
         "ran": True,

@@ -20,7 +20,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState, create_trial
 
-from edtrain.hyperopt import configs, record, space
+from edtrain.hyperopt import record, scaling, space
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def trial_config(
     overrides = {"max_epochs": int(hopt["epochs_per_trial"])}
     if "samples" in hopt:
         overrides["samples"] = int(hopt["samples"])
-    out = configs.with_params(config, params, overrides)
+    out = scaling.with_params(config, params, overrides)
     out["hyperopt"] = {**config["hyperopt"], "trial": record.trial_id(round_, trial)}
     return out
 

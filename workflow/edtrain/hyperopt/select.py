@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from edtrain.figure import DPI
 from edtrain.hyperopt import record
 from edtrain.hyperopt.propose import search_settings
 
@@ -93,7 +94,7 @@ def plot_trials(df: pd.DataFrame, objective: str, top: str, path: Path) -> None:
     ax.set_ylabel(objective)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=DPI)
 
 
 def plot_params(
@@ -131,7 +132,7 @@ def plot_params(
     title = f"{objective} (lower is better) against each searched parameter"
     fig.suptitle(title, x=0.02, ha="left")
     fig.tight_layout(rect=(0, 0, 1, 0.96))
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=DPI)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

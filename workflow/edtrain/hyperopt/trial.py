@@ -18,6 +18,7 @@ from typing import Any
 from edtrain.exit_status import NOT_HERE
 from edtrain.hyperopt import record
 from edtrain.hyperopt.propose import search_settings
+from edtrain.version_files import HISTORY, RECORD
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def run(
     objective = search_settings(json.loads(config.read_text()))["objective"]
     out_dir.mkdir(parents=True, exist_ok=True)
     # a rerun must not score the previous attempt's outputs (training rewrites both)
-    for name in ("training.json", "history.csv"):
+    for name in (RECORD, HISTORY):
         (out_dir / name).unlink(missing_ok=True)
     flags = {
         "--dataset": dataset,
@@ -58,8 +59,8 @@ def run(
             f"edtrain train could not run {trial['id']} here (exit {returncode}: see above)",
             returncode,
         )
-    training = record.read_json_or_none(out_dir / "training.json")
-    history = record.read_history(out_dir / "history.csv")
+    training = record.read_json_or_none(out_dir / RECORD)
+    history = record.read_history(out_dir / HISTORY)
     value, reason = record.score(objective, training, history)
     status = (training or {}).get("status", "failed")
     if returncode != 0:

@@ -27,8 +27,8 @@ from edtrain.insights.findings import (
 from edtrain.insights.pointing import Pointing, burst_pointing
 from edtrain.insights.report import Report
 from edtrain.insights.runs import Run, load_run
-from edtrain.insights.tables import Bootstrap, StatusRules, energy_table, summary_table
 from edtrain.insights.text import render
+from edtrain.insights.version_table import Bootstrap, StatusRules, energy_table, summary_table
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from edtrain.insights.pointing import (
 )
 from edtrain.insights.report import Report, falls_with_data, searches_not_run
 from edtrain.insights.runs import Run, samples_label
-from edtrain.insights.tables import NO_SCORE
+from edtrain.insights.version_table import NO_SCORE
 
 
 def pointing_section(r: Report) -> list[str]:

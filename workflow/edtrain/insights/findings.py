@@ -14,7 +14,7 @@ import pandas as pd
 
 from edtrain.insights.compare import Comparison, compare, other_settings, primary_factors
 from edtrain.insights.runs import Run
-from edtrain.insights.tables import Bootstrap
+from edtrain.insights.version_table import Bootstrap
 from edtrain.stats import PowerLaw, fit_power_law
 
 # Group means of the data-scaling section are quoted to whole degrees: the spread between

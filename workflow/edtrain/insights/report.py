@@ -11,7 +11,7 @@ from edtrain.insights.datasets import DatasetSummary
 from edtrain.insights.findings import SizeGroup
 from edtrain.insights.pointing import Pointing
 from edtrain.insights.runs import Run
-from edtrain.insights.tables import Bootstrap, StatusRules
+from edtrain.insights.version_table import Bootstrap, StatusRules
 from edtrain.stats import PowerLaw
 
 

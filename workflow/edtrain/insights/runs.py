@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from edtrain.metrics import angular_error_deg, oracle_comparison, uncertainty
+from edtrain.version_files import CONFIG, HISTORY, METRICS, PREDICTIONS, RECORD
 
 LOSS_COLUMNS = ("loss", "val_loss")
 
@@ -144,17 +145,17 @@ def load_run(results_dir: Path, name: str, unfinished: bool = False) -> Run:
     version (its jobs failed or did not run) keeps only its config: the rest is not its."""
     folder = Path(results_dir) / name
     run = Run(name=name)
-    run.config = _read_json(folder / "config.json", run)
-    run.training = _read_json(folder / "training.json", run)
-    run.metrics = _read_json(folder / "metrics.json", run)
+    run.config = _read_json(folder / CONFIG, run)
+    run.training = _read_json(folder / RECORD, run)
+    run.metrics = _read_json(folder / METRICS, run)
     legacy = folder / "legacy.json"
     run.legacy = json.loads(legacy.read_text()) if legacy.is_file() else None
-    history = folder / "history.csv"
+    history = folder / HISTORY
     if history.is_file():
         run.history = pd.read_csv(history)
     else:
         run.missing.append(history.name)
-    run.predictions = _read_predictions(folder / "predictions.npz", run)
+    run.predictions = _read_predictions(folder / PREDICTIONS, run)
     if run.training_status == "failed":  # no finite model: its predictions are NaN stand-ins
         run.predictions = None
     if unfinished or (not run.training and run.legacy is None):

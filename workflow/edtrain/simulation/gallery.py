@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 
 from edtrain import detector
 from edtrain.formats import columns
-from edtrain.imaging import orientation_flips
-from edtrain.simulation.production import (
+from edtrain.render import orientation_flips
+from edtrain.simulation.simulate import (
     PLANE_IMAGES_DIR,
     PRODUCTION_DIR,
     SUMMARY,

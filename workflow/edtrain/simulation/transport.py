@@ -12,7 +12,8 @@ the work follows the number of live electrons, not the longest track.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Self
 
 import numpy as np
 
@@ -71,8 +72,20 @@ def highland_variance(path_cm: np.ndarray, kinetic_mev: np.ndarray) -> np.ndarra
     return np.where(path_cm > 0, theta0**2, 0.0)
 
 
+class _Columns:
+    """A batch as equal-length numpy columns, one row per item (3-vectors as (n, 3))."""
+
+    @classmethod
+    def concatenate(cls, parts: list[Self]) -> Self:
+        columns = {f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)}
+        for name in ("position", "direction"):
+            if name in columns:  # stays (0, 3) when every part is empty
+                columns[name] = columns[name].reshape(-1, 3)
+        return cls(**columns)
+
+
 @dataclass
-class Deposits:
+class Deposits(_Columns):
     """Energy deposits (one per step): position [cm], energy [MeV], dE/dx [MeV/cm], source id."""
 
     position: np.ndarray
@@ -80,33 +93,15 @@ class Deposits:
     dedx: np.ndarray
     source: np.ndarray
 
-    @staticmethod
-    def concatenate(parts: list[Deposits]) -> Deposits:
-        return Deposits(
-            np.concatenate([p.position for p in parts]).reshape(-1, 3),
-            np.concatenate([p.energy for p in parts]),
-            np.concatenate([p.dedx for p in parts]),
-            np.concatenate([p.source for p in parts]),
-        )
-
 
 @dataclass
-class Particles:
+class Particles(_Columns):
     """A batch of electrons to transport (or photons to convert)."""
 
     position: np.ndarray
     direction: np.ndarray
     kinetic: np.ndarray
     source: np.ndarray
-
-    @staticmethod
-    def concatenate(parts: list[Particles]) -> Particles:
-        return Particles(
-            np.concatenate([p.position for p in parts]).reshape(-1, 3),
-            np.concatenate([p.direction for p in parts]).reshape(-1, 3),
-            np.concatenate([p.kinetic for p in parts]),
-            np.concatenate([p.source for p in parts]),
-        )
 
 
 @dataclass

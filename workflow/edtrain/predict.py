@@ -20,14 +20,15 @@ import numpy as np
 import pandas as pd
 
 # Importing these registers the custom layers, losses and metrics a model.keras names.
-import edtrain.angular_metrics
+import edtrain.epoch_metrics
 import edtrain.model  # noqa: F401
 from edtrain import metrics
+from edtrain.batch_stream import ImageBatches, open_dataset
 from edtrain.dataset.reader import MANIFEST
 from edtrain.frame import reflect
 from edtrain.losses import concentration, output_size, predicts_kappa
-from edtrain.pipeline import ImageBatches, open_dataset
 from edtrain.splits import select_version
+from edtrain.version_files import RECORD
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ NU_DIR_COLUMNS = ["nu_dir_x", "nu_dir_y", "nu_dir_z"]
 ORACLE_COLUMNS = ["oracle_dir_x", "oracle_dir_y", "oracle_dir_z"]
 TRUTH_COLUMNS = ["basename", "event", "main_match_id", *ORACLE_COLUMNS]
 # A sample's basename is its plane files' prefix, `<file>_bg_matched`; the truth parquet of the
-# synthetic production (edtrain.simulation.production) is named and keyed by `<file>`.
+# synthetic production (edtrain.simulation.simulate) is named and keyed by `<file>`.
 MATCHED_SUFFIX = "_bg_matched"
 TABLE_COLUMNS = [
     "key_hash",
@@ -74,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     config = json.loads(args.config.read_text())
-    record = json.loads((args.training or args.model.with_name("training.json")).read_text())
+    record = json.loads((args.training or args.model.with_name(RECORD)).read_text())
     predictions = predict_test_set(
         args.dataset,
         config["samples"],

@@ -34,7 +34,7 @@ import pandas as pd
 
 from edtrain import callbacks as cb
 from edtrain import state
-from edtrain.angular_metrics import angular_metrics
+from edtrain.batch_stream import Dataset, ImageBatches, open_dataset
 from edtrain.device import (
     NoGpuError,
     data_parallel_devices,
@@ -42,13 +42,14 @@ from edtrain.device import (
     describe_device,
     require_gpu,
 )
+from edtrain.epoch_metrics import angular_metrics
 from edtrain.exit_status import NO_GPU, STATE_BUSY
 from edtrain.frame import reflect
 from edtrain.losses import get_loss, output_size
 from edtrain.model import build_model
-from edtrain.pipeline import Dataset, ImageBatches, open_dataset
 from edtrain.provenance import provenance
 from edtrain.splits import select_version
+from edtrain.version_files import HISTORY, MODEL, RECORD
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +98,9 @@ def record_crash(out_dir: Path, config: dict[str, Any], err: Exception) -> dict[
         "samples_requested": config.get("samples"),
         **provenance(),
     }
-    (out_dir / state.MODEL).write_bytes(b"")
-    (out_dir / cb.HISTORY).write_text("epoch,loss,val_loss\n")
-    (out_dir / state.RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    (out_dir / MODEL).write_bytes(b"")
+    (out_dir / HISTORY).write_text("epoch,loss,val_loss\n")
+    (out_dir / RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return record
 
 
@@ -162,7 +163,7 @@ def _build_loss_and_metrics(model: keras.Model, batches: ImageBatches) -> None:
 
 def _history(state_dir: Path) -> pd.DataFrame:
     """The CSV history, one row per epoch (a resumed epoch may be logged twice)."""
-    source = state_dir / cb.HISTORY
+    source = state_dir / HISTORY
     if not source.exists() or source.stat().st_size == 0:
         return pd.DataFrame(columns=["epoch", "loss", "val_loss"])
     return pd.read_csv(source).drop_duplicates("epoch", keep="last").sort_values("epoch")
@@ -171,10 +172,10 @@ def _history(state_dir: Path) -> pd.DataFrame:
 def _publish(state_dir: Path, out_dir: Path) -> dict[str, Any]:
     """Copy the finished run from the state to the outputs, the record last; returns it."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(state_dir / state.MODEL, out_dir / "model.keras")
-    _history(state_dir).to_csv(out_dir / cb.HISTORY, index=False)
-    text = (state_dir / state.RECORD).read_text()
-    (out_dir / state.RECORD).write_text(text)
+    shutil.copyfile(state_dir / MODEL, out_dir / MODEL)
+    _history(state_dir).to_csv(out_dir / HISTORY, index=False)
+    text = (state_dir / RECORD).read_text()
+    (out_dir / RECORD).write_text(text)
     return json.loads(text)
 
 
@@ -264,7 +265,7 @@ def _train(
             train_batches,
             validation_data=val_batches,
             epochs=config["max_epochs"],
-            shuffle=False,  # ImageBatches shuffles, reproducibly (see edtrain.pipeline)
+            shuffle=False,  # ImageBatches shuffles, reproducibly (see edtrain.batch_stream)
             callbacks=[*extra_callbacks, *callbacks],
             verbose=2,
         )
@@ -284,7 +285,7 @@ def _train(
         "backend": keras.backend.backend(),
         "precision": keras.mixed_precision.global_policy().name,
     }
-    state.write_atomic(state_dir / state.RECORD, json.dumps(record, indent=2) + "\n")
+    state.write_atomic(state_dir / RECORD, json.dumps(record, indent=2) + "\n")
     return _publish(state_dir, out_dir)
 
 
@@ -300,9 +301,9 @@ def _finish(
     best = resume.checkpoint.best
     finite = best is not None and math.isfinite(best)
     if finite:
-        os.replace(state_dir / cb.BEST_CHECKPOINT, state_dir / state.MODEL)
+        os.replace(state_dir / cb.BEST_CHECKPOINT, state_dir / MODEL)
     else:
-        model.save(state_dir / state.MODEL)
+        model.save(state_dir / MODEL)
     return {
         "status": "failed" if not finite else "nan" if nan_guard.nan_epoch is not None else "ok",
         "device": describe_device(replicas),

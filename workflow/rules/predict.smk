@@ -3,7 +3,7 @@
 
 from edtrain.config import synthetic_prefix
 
-# edtrain.simulation.production.TRUTH_DIR under the synthetic tree
+# edtrain.simulation.simulate.TRUTH_DIR under the synthetic tree
 TRUTH = f"{synthetic_prefix(config)}/truth"
 
 
@@ -14,16 +14,16 @@ rule predict:
         images=ancient(f"{DATASET}/images"),
         samples=ancient(f"{DATASET}/samples.parquet"),
         manifest=ancient(f"{DATASET}/manifest.json"),
-        config=f"{RESULTS}/{{version}}/config.json",
-        model=f"{RESULTS}/{{version}}/model.keras",
-        record=f"{RESULTS}/{{version}}/training.json",
+        config=version_file(CONFIG),
+        model=version_file(MODEL),
+        record=version_file(RECORD),
         # the truth files are complete once production.json exists
         production=[PRODUCTION] if SYNTHETIC else [],
     output:
-        predictions=f"{RESULTS}/{{version}}/predictions.npz",
-        metrics=f"{RESULTS}/{{version}}/metrics.json",
+        predictions=version_file(PREDICTIONS),
+        metrics=version_file(METRICS),
     log:
-        f"{LOGS}/evaluate/{{version}}.log",
+        f"{LOGS}/predict/{{version}}.log",
     params:
         dataset=subpath(input.manifest, parent=True),
         truth=f"--truth {TRUTH}" if SYNTHETIC else "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edtrain.imaging import orientation_flips, render_clusters, upstream_x_sign
+from edtrain.render import orientation_flips, render_clusters, upstream_x_sign
 
 
 def _render(tps, plane="X", offsets=None, **flips):

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from tiny_dataset import make_dataset, tiny_config
 
-from edtrain import state, training
+from edtrain import state, train
 
 HOLD_LOCK = """
 import fcntl, os, socket, sys, time
@@ -46,7 +46,7 @@ def dataset(tmp_path_factory) -> Path:
 
 def interrupted(dataset: Path, run: Path, config: dict) -> None:
     with pytest.raises(KeyboardInterrupt):
-        training.train(dataset, config, run / "out", run / "state", extra_callbacks=[Interrupt()])
+        train.train(dataset, config, run / "out", run / "state", extra_callbacks=[Interrupt()])
     assert (run / "state" / "backup").exists() and not (run / "out").exists()
 
 
@@ -56,7 +56,7 @@ def run_main(dataset: Path, config: dict, run: Path) -> int:
     args = argparse.Namespace(
         dataset=dataset, config=run / "config.json", out_dir=run / "out", state_dir=run / "state"
     )
-    return training.main(args)
+    return train.main(args)
 
 
 def test_identity_leaves_out_only_what_cannot_change_the_weights() -> None:
@@ -79,7 +79,7 @@ def test_another_config_discards_the_state_and_trains_from_epoch_0(
     changed = tiny_config(
         max_epochs=2, loss="cosine", optimizer={**config["optimizer"], "learning_rate": 0.02}
     )
-    record = training.train(dataset, changed, tmp_path / "out", tmp_path / "state")
+    record = train.train(dataset, changed, tmp_path / "out", tmp_path / "state")
     assert record["resumed_from_epoch"] == 0 and record["epochs_run"] == 2
     # one row per epoch, all of them of the new run: the interrupted run's epoch 0 is gone
     assert list(pd.read_csv(tmp_path / "state" / "history.csv")["epoch"]) == [0, 1]
@@ -90,7 +90,7 @@ def test_another_config_discards_the_state_and_trains_from_epoch_0(
 def test_settings_that_do_not_change_the_result_keep_the_resume(dataset, tmp_path) -> None:
     interrupted(dataset, tmp_path, tiny_config(max_epochs=2))
     same = tiny_config(max_epochs=2, description="reworded", performance={"workers": 1})
-    record = training.train(dataset, same, tmp_path / "out", tmp_path / "state")
+    record = train.train(dataset, same, tmp_path / "out", tmp_path / "state")
     assert record["resumed_from_epoch"] == 1 and record["epochs_run"] == 2
 
 
@@ -106,7 +106,7 @@ def test_state_of_an_older_edtrain_is_discarded(tmp_path, caplog) -> None:
 
 def test_a_finished_run_is_reused_without_training(dataset, tmp_path, caplog, monkeypatch) -> None:
     config = tiny_config(max_epochs=1)
-    record = training.train(dataset, config, tmp_path / "out", tmp_path / "state")
+    record = train.train(dataset, config, tmp_path / "out", tmp_path / "state")
     expected = {
         name: (tmp_path / "out" / name).read_bytes() for name in ("model.keras", "history.csv")
     }
@@ -117,17 +117,17 @@ def test_a_finished_run_is_reused_without_training(dataset, tmp_path, caplog, mo
     def no_training(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(training, "_train", no_training)
+    monkeypatch.setattr(train, "_train", no_training)
     caplog.set_level(logging.INFO)
     again = tiny_config(max_epochs=1, description="reworded")
-    assert training.train(dataset, again, tmp_path / "out", tmp_path / "state") == record
+    assert train.train(dataset, again, tmp_path / "out", tmp_path / "state") == record
     assert f"reusing the finished run in {tmp_path / 'state'}" in caplog.text
     assert json.loads((tmp_path / "out" / "training.json").read_text()) == record
     for name, content in expected.items():
         assert (tmp_path / "out" / name).read_bytes() == content
 
     with pytest.raises(AssertionError, match="trained again"):  # another seed: a new run
-        training.train(dataset, tiny_config(seed=99), tmp_path / "out", tmp_path / "state")
+        train.train(dataset, tiny_config(seed=99), tmp_path / "out", tmp_path / "state")
     assert "seed 7 → 99" in caplog.text
     assert not (tmp_path / "state" / "training.json").exists()
 
@@ -144,7 +144,7 @@ def test_a_second_training_on_a_held_state_dir_exits_3_and_writes_nothing(
         while not (lock.exists() and f"pid {holder.pid}" in lock.read_text()):
             assert holder.poll() is None and time.monotonic() < deadline, "no lock taken"
             time.sleep(0.05)
-        assert run_main(dataset, tiny_config(), tmp_path) == training.STATE_BUSY
+        assert run_main(dataset, tiny_config(), tmp_path) == train.STATE_BUSY
         assert f"the state directory {state_dir} is in use" in caplog.text
         assert f"pid {holder.pid} on " in caplog.text
         assert (state_dir / "history.csv").read_text() == "epoch,loss\n0,1.5\n"

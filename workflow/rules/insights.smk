@@ -3,11 +3,11 @@
 
 rule insights:
     input:
-        configs=expand(f"{RESULTS}/{{version}}/config.json", version=RUN_VERSIONS),
-        records=expand(f"{RESULTS}/{{version}}/training.json", version=RUN_VERSIONS),
-        histories=expand(f"{RESULTS}/{{version}}/history.csv", version=RUN_VERSIONS),
-        predictions=expand(f"{RESULTS}/{{version}}/predictions.npz", version=RUN_VERSIONS),
-        metrics=expand(f"{RESULTS}/{{version}}/metrics.json", version=RUN_VERSIONS),
+        configs=expand(version_file(CONFIG), version=RUN_VERSIONS),
+        records=expand(version_file(RECORD), version=RUN_VERSIONS),
+        histories=expand(version_file(HISTORY), version=RUN_VERSIONS),
+        predictions=expand(version_file(PREDICTIONS), version=RUN_VERSIONS),
+        metrics=expand(version_file(METRICS), version=RUN_VERSIONS),
         # the report's Datasets section: counts, skips, test samples with a neutrino direction
         dataset=[f"{DATASET}/manifest.json", f"{DATASET}/samples.parquet"],
     output:
@@ -29,7 +29,7 @@ rule insights:
             category="Plots",
         ),
     log:
-        f"{LOGS}/report/insights.log",
+        f"{LOGS}/insights/insights.log",
     params:
         results_dir=subpath(output.md, parent=True),
         versions=RUN_VERSIONS,

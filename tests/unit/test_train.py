@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from tiny_dataset import make_dataset, tiny_config
 
-from edtrain import device, evaluation, training
+from edtrain import device, predict, train
+from edtrain.batch_stream import ImageBatches
 from edtrain.dataset.reader import Images
 from edtrain.device import gpu_names
-from edtrain.pipeline import ImageBatches
 
 RECORD_KEYS = {
     "status",
@@ -50,7 +50,7 @@ def run_main(dataset, config, tmp_path) -> int:
     args = argparse.Namespace(
         dataset=dataset, config=config_path, out_dir=tmp_path / "out", state_dir=tmp_path / "state"
     )
-    return training.main(args)
+    return train.main(args)
 
 
 class PoisonWeights(keras.callbacks.Callback):
@@ -79,7 +79,7 @@ def test_training_writes_the_contract_outputs_and_learns(dataset, tmp_path, loss
     assert record["samples_capped"] is True and record["dataset_hash"] == "tiny-0-300"
     # provenance: the checkout's commit (edtrain runs from one here) and the libraries
     head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                          cwd=Path(training.__file__).parent)  # fmt: skip
+                          cwd=Path(train.__file__).parent)  # fmt: skip
     if head.returncode == 0:
         assert record["git_commit"].startswith(head.stdout.strip())
     assert {"keras", "numpy"} <= set(record["packages"]) and record["python"]
@@ -95,7 +95,7 @@ def test_training_writes_the_contract_outputs_and_learns(dataset, tmp_path, loss
 
 
 def test_non_finite_loss_stops_the_run_and_keeps_the_best_finite_model(dataset, tmp_path):
-    record = training.train(
+    record = train.train(
         dataset,
         tiny_config(max_epochs=6),
         tmp_path / "out",
@@ -131,14 +131,12 @@ def test_require_gpu_fails_fast_without_writing(dataset, tmp_path, caplog) -> No
 
 
 def test_optimizers_and_batch_scaled_learning_rate() -> None:
-    sgd = training.build_optimizer({"type": "sgd", "learning_rate": 0.01, "clipnorm": 1.0}, 128, 32)
+    sgd = train.build_optimizer({"type": "sgd", "learning_rate": 0.01, "clipnorm": 1.0}, 128, 32)
     assert float(sgd.learning_rate) == pytest.approx(0.04) and sgd.clipnorm == 1.0
-    adamw = training.build_optimizer(
-        {"type": "adamw", "learning_rate": 1e-3, "weight_decay": 0.1}, 32
-    )
+    adamw = train.build_optimizer({"type": "adamw", "learning_rate": 1e-3, "weight_decay": 0.1}, 32)
     assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == 0.1
     with pytest.raises(ValueError, match="adam, adamw, sgd"):
-        training.build_optimizer({"type": "rmsprop", "learning_rate": 1e-3}, 32)
+        train.build_optimizer({"type": "rmsprop", "learning_rate": 1e-3}, 32)
 
 
 def test_batches_cover_every_row_once_per_epoch_in_seeded_order(tmp_path) -> None:
@@ -217,8 +215,8 @@ def test_the_face_frame_learns_the_y_sign_mirrored_faces_hide(tmp_path, frame) -
     frame, so both are scored against the same labels."""
     data = make_dataset(tmp_path / "ds", n=400, mirrored_faces=True)
     config = tiny_config(max_epochs=8, input={**tiny_config()["input"], "frame": frame})
-    training.train(data, config, tmp_path / "out", tmp_path / "state")
-    predicted = evaluation.predict_test_set(
+    train.train(data, config, tmp_path / "out", tmp_path / "state")
+    predicted = predict.predict_test_set(
         data, config["samples"], config["val_fraction"], tmp_path / "out" / "model.keras", frame
     )
     pred, true = predicted["test_predictions"], predicted["test_true"]

@@ -20,7 +20,7 @@ import pandas as pd
 
 from edtrain import __version__, detector
 from edtrain.formats.root import cluster_file_writer, write_cluster_file
-from edtrain.imaging import FLIP_CONVENTIONS, render_planes
+from edtrain.render import FLIP_CONVENTIONS, render_planes
 from edtrain.simulation.background import GENERATORS
 from edtrain.simulation.clustering import CUTS, MARLEY, Clusters
 from edtrain.simulation.events import Batch, simulate_batch

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from tiny_dataset import make_dataset, tiny_config
 
-from edtrain import evaluation, metrics
+from edtrain import metrics, predict
 from edtrain.dataset.reader import open_images
 from edtrain.losses import KAPPA_FLOORS, output_size
 from edtrain.model import build_model
@@ -73,7 +73,7 @@ def predicted(tmp_path_factory):
         out_metrics=root / "v" / "metrics.json",
         truth=root / "truth",
     )
-    assert evaluation.main(args) == 0
+    assert predict.main(args) == 0
     return dataset, model, args
 
 
@@ -117,7 +117,7 @@ def test_a_failed_training_is_not_run_and_has_no_score(predicted, tmp_path) -> N
         **{**vars(ok), "model": tmp_path / "absent.keras", "training": tmp_path / "training.json"},
     )
     args.out_predictions, args.out_metrics = tmp_path / "p.npz", tmp_path / "m.json"
-    assert evaluation.main(args) == 0
+    assert predict.main(args) == 0
     saved, good = np.load(args.out_predictions), np.load(ok.out_predictions)
     assert np.isnan(saved["test_predictions"]).all()
     np.testing.assert_array_equal(saved["key_hash"], good["key_hash"])
@@ -175,7 +175,7 @@ def test_oracle_lookup_from_a_hand_made_truth_folder(tmp_path) -> None:
                          "fB_bg_matched", "fC_bg_matched"])  # fmt: skip
     event = np.array([1, 1, 2, 9, 5, 1])
     match_id = np.array([3, 4, 0, 0, 0, 1])
-    oracle = evaluation.oracle_directions(tmp_path, basename, event, match_id)
+    oracle = predict.oracle_directions(tmp_path, basename, event, match_id)
     assert oracle.dtype == np.float32 and oracle.shape == (6, 3)
     np.testing.assert_array_equal(oracle[0], [1, 0, 0])
     np.testing.assert_array_equal(oracle[4], [0, 0, 1])
@@ -196,7 +196,7 @@ def test_a_vmf_version_saves_and_checks_its_kappa(predicted, tmp_path, status, l
     args = argparse.Namespace(**{**vars(ok), "config": tmp_path / "config.json",
                                  "model": tmp_path / "model.keras"})  # fmt: skip
     args.out_predictions, args.out_metrics = tmp_path / "p.npz", tmp_path / "m.json"
-    assert evaluation.main(args) == 0
+    assert predict.main(args) == 0
     saved = np.load(args.out_predictions)
     block = json.loads(args.out_metrics.read_text(), parse_constant=_reject_nan)["uncertainty"]
     if status == "failed":  # no finite model: no κ to check

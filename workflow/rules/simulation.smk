@@ -7,7 +7,7 @@ rule simulate:
         tree=directory(f"{PRODUCTION_DIR}/{PRODUCTION_TREE}"),
         record=PRODUCTION,
     log:
-        f"{LOGS}/production/simulate.log",
+        f"{LOGS}/simulation/simulate.log",
     params:
         out=subpath(output.record, parent=True),
         files=config["data"]["synthetic"]["files"],
@@ -33,7 +33,7 @@ rule gallery:
             category="Production",
         ),
     log:
-        f"{LOGS}/production/gallery.log",
+        f"{LOGS}/simulation/gallery.log",
     params:
         production=subpath(input[0], parent=True),
     conda:
