@@ -28,6 +28,21 @@ def test_parameter_counts_match_the_predecessor(layers: int, filters: int, milli
     assert model.output_shape == (None, 3)
 
 
+def test_stacked_planes_share_one_conv_stack() -> None:
+    """fusion: stack puts U, V and X at the same drift time under one kernel: one stack whose
+    first conv has three input channels, flattened to 8×2 maps of 512 filters."""
+    cfg = {**PREDECESSOR, "conv_layers": 4, "filters": 64, "fusion": "stack"}
+    model = build_model(cfg, {})
+    assert model.get_layer("stack_conv0").kernel.shape == (3, 3, 3, 64)
+    assert model.get_layer("stack_flat").output.shape[1:] == (8 * 2 * 512,)
+    assert not any(layer.name.startswith(("U_", "V_", "X_")) for layer in model.layers)
+    x = np.random.default_rng(0).gamma(1.0, 50.0, size=(2, 3, 128, 32)).astype(np.float32)
+    for plane in range(3):  # every plane reaches the output
+        cut = x.copy()
+        cut[:, plane] = 0
+        assert not np.allclose(model.predict(cut, verbose=0), model.predict(x, verbose=0))
+
+
 def test_each_plane_feeds_its_own_branch() -> None:
     x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
     for plane in range(3):

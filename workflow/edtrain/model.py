@@ -5,7 +5,8 @@ image files) is normalized by a layer and split into three (128, 32, 1) planes, 
 model.keras predicts on raw images and nobody has to remember the preprocessing.
 
 ``model.type`` picks the family (docs/training.md): ``three_branch``, the predecessor's three
-plain conv stacks flattened into a dense head (v7–v16), or ``resnet``: per-plane stems that
+plain conv stacks flattened into a dense head (v7–v16, v20–v21; with ``fusion: stack`` one
+stack on the planes as channels), or ``resnet``: per-plane stems that
 pool the finely sampled time axis, residual stages, the planes fused late (per-plane stages)
 or early (``fusion: stack``, the planes as channels of one stack).
 """
@@ -199,6 +200,8 @@ def build_model(
     planes = [PlaneSlice(i, name=f"plane_{p}")(x) for i, p in enumerate(PLANES)]
     if kind == "resnet":
         x = _resnet(planes, model_cfg)
+    elif model_cfg.get("fusion", "late") == "stack":  # one stack, the planes as channels
+        x = _branch(layers.Concatenate(name="planes")(planes), "stack", model_cfg)
     else:
         x = layers.Concatenate(name="planes")(
             [_branch(plane, p, model_cfg) for p, plane in zip(PLANES, planes, strict=True)]
