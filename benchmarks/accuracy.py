@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "workflow"))
 from edtrain import cli, metrics, predict  # noqa: E402
 from edtrain.config import apply_scaling, resolve_version  # noqa: E402
 from edtrain.insights.pointing import burst_pointing  # noqa: E402
-from edtrain.simulation import simulate  # noqa: E402
+from edtrain.simulation import GENERATOR_VERSION, simulate  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,18 @@ BURST_SIZE, TOYS, BURST_SEED = 239, 2000, 0
 
 
 def make_production(workdir: Path, size: Size, jobs: int) -> Path:
-    """The production (simulated once: production.json marks it complete)."""
+    """The production (simulated once: production.json marks it complete). One made by
+    another generator version is refused: its runs would not be what this code measures."""
     out = workdir / "production"
-    if not (out / simulate.SUMMARY).exists():
+    summary = out / simulate.SUMMARY
+    if summary.exists():
+        made_by = json.loads(summary.read_text()).get("generator_version", 0)
+        if made_by != GENERATOR_VERSION:
+            raise SystemExit(
+                f"{out} was made by generator version {made_by}, this code is version "
+                f"{GENERATOR_VERSION}: use another --workdir (its runs were trained on it too)"
+            )
+    else:
         args = ["simulate", "--out", str(out), "--files", str(size.files)]
         args += ["--events-per-file", str(size.events_per_file), "--seed", str(SEED)]
         if cli.main([*args, "--spectrum", "supernova", "--jobs", str(jobs)]) != 0:

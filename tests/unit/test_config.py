@@ -459,3 +459,16 @@ def test_dataset_definition_ignores_the_chunk_count(config: dict[str, Any]) -> N
     assert edconfig.dataset_definition(rechunked) == definition
     rechunked["data"]["test_fraction"] /= 2
     assert edconfig.dataset_definition(rechunked) != definition
+
+
+def test_a_new_generator_redefines_a_synthetic_dataset(config: dict[str, Any], monkeypatch) -> None:
+    """Files the code no longer makes are not reused: the generator's version is part of a
+    synthetic dataset's definition (so of every version's config.json params), not of a real
+    one's."""
+    definition = edconfig.dataset_definition(config)
+    assert definition["generator_version"] == edconfig.GENERATOR_VERSION
+    monkeypatch.setattr(edconfig, "GENERATOR_VERSION", edconfig.GENERATOR_VERSION + 1)
+    assert edconfig.dataset_definition(config) != definition
+    real = copy.deepcopy(config)
+    real["data"]["source"] = "eos"
+    assert "generator_version" not in edconfig.dataset_definition(real)

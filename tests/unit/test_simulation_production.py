@@ -13,6 +13,7 @@ from edtrain.cli import main as cli
 from edtrain.formats import columns
 from edtrain.formats.root import read_clusters, read_planes
 from edtrain.render import render_planes
+from edtrain.simulation import GENERATOR_VERSION
 from edtrain.simulation.simulate import (
     FLAT_IMAGES_DIR,
     MATCHED_DIR,
@@ -43,6 +44,7 @@ def test_summary_is_written_with_the_counts(production):
     summary = json.loads((production / "production.json").read_text())
     assert summary["files"] == 2 and summary["events"] == 2 * EVENTS
     assert summary["seed"] == 11 and summary["flip_convention"] == "consistent"
+    assert summary["generator_version"] == GENERATOR_VERSION
     assert summary["basenames"] == [basename(0, "supernova"), basename(1, "supernova")]
     assert summary["counts"]["main_triplets"] > EVENTS  # most events give a main triplet
 

@@ -24,6 +24,7 @@ from typing import Any
 from edtrain.dataset.discover import chunk_listings
 from edtrain.dataset.storage import is_url
 from edtrain.formats.columns import IMAGE_SHAPE
+from edtrain.simulation import GENERATOR_VERSION
 
 # The EOS-style tree `edtrain simulate --out <production>` writes under <production>/eos (next
 # to production.json), and which folder of it each synthetic layout reads (EOS's names).
@@ -265,10 +266,12 @@ def dataset_definition(config: Mapping[str, Any]) -> dict[str, Any]:
     """What the dataset's content follows, as known before it is built: the ``data`` settings
     less ``chunks`` (any chunk count gives a bitwise-identical dataset) and ``keep_chunks``
     (whether the chunks outlive it), and the names of the local files it reads. A root://
-    folder's files are listed by the jobs only."""
+    folder's files are listed by the jobs only. A synthetic production's files follow the
+    generator too: a new ``GENERATOR_VERSION`` makes them, and so the dataset, anew."""
     data = without(config["data"], ["chunks", "keep_chunks"])
     if data["source"] == "synthetic":
         data["directories"] = []
+        data["generator_version"] = GENERATOR_VERSION
     else:
         del data["synthetic"]
         data["directories"] = chunk_inputs(config)

@@ -28,6 +28,7 @@ from edtrain.config import (
     write_resolved,
 )
 from edtrain.dataset.storage import is_url
+from edtrain.simulation import GENERATOR_VERSION
 from edtrain.version_files import (
     CONFIG,
     HISTORY,

@@ -14,6 +14,8 @@ rule simulate:
         events_per_file=config["data"]["synthetic"]["events_per_file"],
         seed=config["data"]["synthetic"]["seed"],
         spectrum=config["data"]["synthetic"]["spectrum"],
+        # not passed on: a new generator changes the params, so the production is made anew
+        generator=GENERATOR_VERSION,
     threads: 4
     conda:
         "../../envs/cpu.yaml"

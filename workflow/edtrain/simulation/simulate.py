@@ -21,6 +21,7 @@ import pandas as pd
 from edtrain import __version__, detector
 from edtrain.formats.root import cluster_file_writer, write_cluster_file
 from edtrain.render import FLIP_CONVENTIONS, render_planes
+from edtrain.simulation import GENERATOR_VERSION
 from edtrain.simulation.background import GENERATORS
 from edtrain.simulation.clustering import CUTS, MARLEY, Clusters
 from edtrain.simulation.events import Batch, simulate_batch
@@ -223,6 +224,7 @@ def main(args: argparse.Namespace) -> int:
     totals = {k: int(sum(c[k] for c in counts)) for k in counts[0]}
     summary = {
         "edtrain_version": __version__,
+        "generator_version": GENERATOR_VERSION,
         "production": str(PRODUCTION_DIR),
         "files": args.files,
         "first_file": args.first_file,
