@@ -1,7 +1,7 @@
 """Figures without pyplot: the layout every figure of the report shares.
 
 matplotlib's object API (``Figure``, no pyplot) keeps no global figure state and needs no GUI
-backend, so figures are made in worker processes and rendered by Agg.
+backend: PNGs are rendered by Agg wherever the insights job runs.
 """
 
 from __future__ import annotations
