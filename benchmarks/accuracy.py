@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
 from edtrain import cli, metrics, predict  # noqa: E402
-from edtrain.config import apply_scaling, resolve_version  # noqa: E402
+from edtrain.config import apply_scaling, resolve_version, training_identity  # noqa: E402
 from edtrain.insights.pointing import burst_pointing  # noqa: E402
 from edtrain.simulation import GENERATOR_VERSION, simulate  # noqa: E402
 
@@ -151,7 +151,7 @@ def train(workdir: Path, dataset: Path, config: dict[str, Any]) -> dict[str, Any
     record_path, config_path = out / "training.json", out / "config.json"
     if not (
         record_path.exists() and config_path.exists()
-        and json.loads(config_path.read_text()) == config
+        and training_identity(json.loads(config_path.read_text())) == training_identity(config)
     ):  # fmt: skip
         record_path.unlink(missing_ok=True)
         out.mkdir(parents=True, exist_ok=True)

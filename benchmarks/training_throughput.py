@@ -37,6 +37,16 @@ MODELS = {
     # the second family at the width v17–v19 train at (docs/training.md), and both families
     # at the accuracy benchmark's CPU width (× 0.25)
     "resnet4x64": {"type": "resnet", "conv_layers": 4, "filters": 64},
+    # v21: the predecessor's convolutions with the 2048-unit dense head; v22: on the
+    # central 64×16, time-only pools for the first two layers
+    "v21": {"conv_layers": 4, "filters": 64, "dense_units": 2048},
+    "v22": {
+        "conv_layers": 4,
+        "filters": 64,
+        "dense_units": 2048,
+        "crop": [64, 16],
+        "pools": [[2, 1], [2, 1], [2, 2], [2, 2]],
+    },
     "4Lx16F": {"conv_layers": 4, "filters": 16, "dense_units": 64},
     "resnet4x16": {"type": "resnet", "conv_layers": 4, "filters": 16, "dense_units": 64},
     "tiny": {"conv_layers": 2, "filters": 4, "dense_units": 16},

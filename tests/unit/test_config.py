@@ -77,6 +77,8 @@ def test_versions_are_the_predecessors(config: dict[str, Any], name: str) -> Non
         "fusion": "late",
         "conv_layers": 0,
         "filters": 0,
+        "crop": None,
+        "pools": None,
         "kernel_size": 3,
         "filter_growth": 2.0,
         "batch_norm": True,
@@ -145,6 +147,16 @@ def test_v21_is_v20_with_a_wider_dense_head(config: dict[str, Any]) -> None:
     assert differ == {"name", "description", "seed", "model"}
     assert {k for k in v21["model"] if v21["model"][k] != v20["model"][k]} == {"dense_units"}
     assert v21["model"]["dense_units"] == 8 * v20["model"]["dense_units"]
+
+
+def test_v22_crops_and_pools_v21_and_v23_adds_kappa(config: dict[str, Any]) -> None:
+    v21, v22, v23 = (edconfig.resolve_version(config, v) for v in ("v21", "v22", "v23"))
+    assert {k for k in v22 if v22[k] != v21[k]} == {"name", "description", "seed", "model"}
+    changed = {k: v22["model"][k] for k in v22["model"] if v22["model"][k] != v21["model"][k]}
+    assert changed == {"crop": [64, 16], "pools": [[2, 1], [2, 1], [2, 2], [2, 2]]}
+    assert {k for k in v23 if v23[k] != v22[k]} == {"name", "description", "seed", "loss"}
+    assert v23["loss"] == "angular_vmf"
+    edconfig.check_models(config)
 
 
 def test_v20_is_v15s_network_with_v18s_recipe(config: dict[str, Any]) -> None:
@@ -225,7 +237,7 @@ def test_scaling_never_shrinks_below_a_trainable_size(config: dict[str, Any]) ->
 
 
 def test_run_versions_selects_and_checks(config: dict[str, Any]) -> None:
-    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 22)]
+    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 24)]
     assert edconfig.run_versions({**config, "run_versions": ["v12", "v7"]}) == ["v12", "v7"]
     with pytest.raises(edconfig.ConfigError, match="v99"):
         edconfig.run_versions({**config, "run_versions": ["v99"]})
@@ -374,7 +386,7 @@ def test_write_resolved_round_trips(config: dict[str, Any], tmp_path: Path) -> N
 
 def test_all_versions_come_in_natural_order_whatever_the_layering(config: dict[str, Any]) -> None:
     layered = {**config, "versions": {"v13": {}, "v11": {}, **config["versions"]}}
-    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 22)]
+    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 24)]
 
 
 @pytest.mark.parametrize("window", [(30, 10), (10, 10)])
@@ -422,6 +434,47 @@ def test_conv_layers_are_limited_by_the_image_width(config: dict[str, Any]) -> N
         bad = _set(copy.deepcopy(config), key, value)
         with pytest.raises(edconfig.ConfigError, match=r"conv_layers: (9|6) .* at most 5"):
             edconfig.check_models(bad)
+
+
+@pytest.mark.parametrize(
+    ("model", "hyperopt", "message"),
+    [
+        ({"pools": [[2, 1]] * 3}, {}, r"v9\.model\.pools: 3 poolings for 4 conv layers"),
+        ({"pools": [[2, 4]] * 4}, {}, r"the wire pools \[4, 4, 4, 4\] leave nothing of .* 32"),
+        (
+            {"crop": [8, 16], "pools": [[2, 1]] * 4, "conv_layers": 4},
+            {},
+            r"time pools \[2, 2, 2, 2\] leave nothing of the image's 8 time",
+        ),
+        (
+            {"pools": [[2, 2]] * 4},
+            {"space": {"model.conv_layers": {"int": [3, 4]}}},
+            "fixes the number of conv layers",
+        ),
+        ({"type": "resnet", "pools": [[2, 2]] * 4}, {}, "only the three_branch family"),
+    ],
+)
+def test_pools_must_fit_the_layers_and_the_image(config, model, hyperopt, message) -> None:
+    good = _set(copy.deepcopy(config), "versions.v9.model", {"crop": [64, 16], "conv_layers": 4})
+    good["versions"]["v9"]["model"]["pools"] = [[2, 1], [2, 1], [2, 2], [2, 2]]
+    edconfig.check_models(good)
+    bad = _set(copy.deepcopy(config), "versions.v9.model", {"conv_layers": 4, **model})
+    bad["versions"]["v9"]["hyperopt"] = hyperopt
+    with pytest.raises(edconfig.ConfigError, match=message):
+        edconfig.check_models(bad)
+
+
+def test_a_new_setting_at_its_neutral_value_retrains_nothing(config: dict[str, Any]) -> None:
+    """A config.json written before model.crop existed has the identity of one resolved
+    now with crop: null; setting a crop changes it."""
+    resolved = edconfig.resolve_version(config, "v14")
+    assert resolved["model"]["crop"] is None and resolved["model"]["pools"] is None
+    older = copy.deepcopy(resolved)
+    del older["model"]["crop"], older["model"]["pools"]
+    assert edconfig.training_identity(older) == edconfig.training_identity(resolved)
+    cropped = copy.deepcopy(resolved)
+    cropped["model"]["crop"] = [64, 16]
+    assert edconfig.training_identity(cropped) != edconfig.training_identity(resolved)
 
 
 def test_a_version_may_not_be_named_like_a_rule(config: dict[str, Any]) -> None:

@@ -43,6 +43,25 @@ def test_stacked_planes_share_one_conv_stack() -> None:
         assert not np.allclose(model.predict(cut, verbose=0), model.predict(x, verbose=0))
 
 
+def test_crop_and_pools_shape_the_branches() -> None:
+    """A crop of the centre, time-only pools first: the 64×16 centre pooled [2, 1] twice keeps
+    all 16 columns for the second and third conv; pixels outside the crop change nothing."""
+    pools = [[2, 1], [2, 1], [2, 2], [2, 2]]
+    cfg = {**PREDECESSOR, "conv_layers": 4, "filters": 8, "crop": [64, 16], "pools": pools}
+    model = build_model(cfg, {})
+    shapes = {name: model.get_layer(f"U_{name}").output.shape[1:3] for name in ("conv0", "conv2")}
+    assert shapes == {"conv0": (64, 16), "conv2": (16, 16)}
+    assert model.get_layer("U_flat").output.shape[1:] == (4 * 4 * 64,)
+    x = np.random.default_rng(1).gamma(1.0, 50.0, size=(2, 3, 128, 32)).astype(np.float32)
+    outside = x.copy()
+    outside[:, :, :32] = outside[:, :, 96:] = 0
+    outside[:, :, :, :8] = outside[:, :, :, 24:] = 0
+    np.testing.assert_allclose(model.predict(outside, verbose=0), model.predict(x, verbose=0))
+    inside = x.copy()
+    inside[:, :, 63, 15] += 100.0
+    assert not np.allclose(model.predict(inside, verbose=0), model.predict(x, verbose=0))
+
+
 def test_each_plane_feeds_its_own_branch() -> None:
     x = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
     for plane in range(3):

@@ -55,6 +55,14 @@ IGNORED_KEYS = (
     "hyperopt",  # the search's settings and outcome; the chosen values are in the other keys
 )
 
+# Settings added after trainings were made, each with the value that trains exactly as before
+# it existed: at that value a setting is no part of a training's identity, so a release that
+# adds one re-runs no finished version (docs/configuration.md, "What reruns").
+NEUTRAL_DEFAULTS = {
+    "model.crop": None,
+    "model.pools": None,
+}
+
 
 class ConfigError(ValueError):
     """A config problem found before any job runs; the message names the offending key."""
@@ -262,6 +270,30 @@ def without(tree: Mapping[str, Any], keys: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+def training_identity(
+    resolved: Mapping[str, Any], ignored: Iterable[str] = IGNORED_KEYS
+) -> dict[str, Any]:
+    """The resolved config less the ``ignored`` keys and the ``NEUTRAL_DEFAULTS`` at their
+    neutral value: what decides whether a version's training reruns."""
+    neutral = [key for key, value in NEUTRAL_DEFAULTS.items() if _lookup(resolved, key) == value]
+    return without(resolved, [*ignored, *neutral])
+
+
+def is_neutral(key: str, value: Any) -> bool:
+    """Whether a flattened setting is one of ``NEUTRAL_DEFAULTS`` at its neutral value."""
+    return key in NEUTRAL_DEFAULTS and value == NEUTRAL_DEFAULTS[key]
+
+
+def _lookup(tree: Mapping[str, Any], dotted: str) -> Any:
+    """The value at a dotted key, or ``...`` where the path does not exist."""
+    node: Any = tree
+    for key in dotted.split("."):
+        if not isinstance(node, Mapping) or key not in node:
+            return ...
+        node = node[key]
+    return node
+
+
 def dataset_definition(config: Mapping[str, Any]) -> dict[str, Any]:
     """What the dataset's content follows, as known before it is built: the ``data`` settings
     less ``chunks`` (any chunk count gives a bitwise-identical dataset) and ``keep_chunks``
@@ -322,12 +354,41 @@ def check_models(config: Mapping[str, Any]) -> None:
         layers = resolved["model"]["conv_layers"]
         if layers > MAX_CONV_LAYERS:
             raise ConfigError(_too_deep(f"versions.{name}.model.conv_layers", layers))
+        _check_pools(f"versions.{name}.model", resolved["model"], resolved["hyperopt"])
         space = resolved["hyperopt"].get("space", {}).get("model.conv_layers", {})
         searched = [*space.get("choices", []), *space.get("int", [])]
         deepest = max((v for v in searched if isinstance(v, int | float)), default=0)
         if deepest > MAX_CONV_LAYERS:
             key = f"versions.{name}.hyperopt.space.model.conv_layers"
             raise ConfigError(_too_deep(key, deepest))
+
+
+def _check_pools(key: str, model: Mapping[str, Any], hyperopt: Mapping[str, Any]) -> None:
+    """``pools`` gives one pooling per conv layer, and together with ``crop`` they leave at
+    least one cell on both axes of the last feature map."""
+    pools = model["pools"]
+    if pools is None:
+        return
+    if len(pools) != model["conv_layers"]:
+        raise ConfigError(
+            f"{key}.pools: {len(pools)} poolings for {model['conv_layers']} conv layers;"
+            " give one [time, wire] pair per layer"
+        )
+    if "model.conv_layers" in hyperopt.get("space", {}):
+        raise ConfigError(
+            f"{key}.pools: fixes the number of conv layers, which the version's hyperopt space"
+            " searches (model.conv_layers); set pools to null or drop it from the space"
+        )
+    if model["type"] != "three_branch":
+        raise ConfigError(f"{key}.pools: only the three_branch family takes pools")
+    image = model["crop"] or IMAGE_SHAPE
+    for axis, name in enumerate(("time", "wire")):
+        along = [pool[axis] for pool in pools]
+        if image[axis] // math.prod(along) < 1:
+            raise ConfigError(
+                f"{key}.pools: the {name} pools {along} leave nothing of the image's"
+                f" {image[axis]} {name} pixels"
+            )
 
 
 def _too_deep(key: str, layers: int) -> str:

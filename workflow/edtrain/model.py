@@ -5,8 +5,9 @@ image files) is normalized by a layer and split into three (128, 32, 1) planes, 
 model.keras predicts on raw images and nobody has to remember the preprocessing.
 
 ``model.type`` picks the family (docs/training.md): ``three_branch``, the predecessor's three
-plain conv stacks flattened into a dense head (v7–v16, v20–v21; with ``fusion: stack`` one
-stack on the planes as channels), or ``resnet``: per-plane stems that
+plain conv stacks flattened into a dense head (v7–v16, v20–v23; with ``fusion: stack`` one
+stack on the planes as channels; ``crop`` and ``pools`` choose the part of each plane it sees
+and how each layer pools it), or ``resnet``: per-plane stems that
 pool the finely sampled time axis, residual stages, the planes fused late (per-plane stages)
 or early (``fusion: stack``, the planes as channels of one stack).
 """
@@ -101,13 +102,14 @@ def _tf_replicas() -> int:
 
 
 def _branch(x, name: str, cfg: dict[str, Any]):
-    """L × [Conv2D(F·growth^i) → MaxPool 2×2 → BatchNorm], then Flatten."""
+    """L × [Conv2D(F·growth^i) → MaxPool (2×2 or ``pools[i]``) → BatchNorm], then Flatten."""
+    pools = cfg.get("pools") or [(2, 2)] * cfg["conv_layers"]
     for i in range(cfg["conv_layers"]):
         filters = round(cfg["filters"] * cfg["filter_growth"] ** i)
         x = layers.Conv2D(
             filters, cfg["kernel_size"], padding="same", activation="relu", name=f"{name}_conv{i}"
         )(x)
-        x = layers.MaxPooling2D(2, name=f"{name}_pool{i}")(x)
+        x = layers.MaxPooling2D(tuple(pools[i]), name=f"{name}_pool{i}")(x)
         if cfg["batch_norm"]:
             x = GlobalBatchNormalization(name=f"{name}_bn{i}")(x)
     return layers.Flatten(name=f"{name}_flat")(x)
@@ -198,6 +200,13 @@ def build_model(
         input_cfg.get("normalization", "none"), input_cfg.get("scale", 1.0), name="normalize"
     )(images)
     planes = [PlaneSlice(i, name=f"plane_{p}")(x) for i, p in enumerate(PLANES)]
+    if model_cfg.get("crop"):  # the renderer centres each cluster: keep the centre
+        crop = zip(IMAGE_SHAPE[1:], model_cfg["crop"], strict=True)
+        margins = [(side - kept) // 2 for side, kept in crop]
+        planes = [
+            layers.Cropping2D(margins, name=f"crop_{p}")(plane)
+            for p, plane in zip(PLANES, planes, strict=True)
+        ]
     if kind == "resnet":
         x = _resnet(planes, model_cfg)
     elif model_cfg.get("fusion", "late") == "stack":  # one stack, the planes as channels

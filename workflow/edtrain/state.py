@@ -23,7 +23,7 @@ from typing import Any
 
 from edtrain import __version__
 from edtrain import callbacks as cb
-from edtrain.config import IGNORED_KEYS, flatten
+from edtrain.config import IGNORED_KEYS, flatten, is_neutral
 from edtrain.version_files import HISTORY, MODEL, RECORD
 
 log = logging.getLogger(__name__)
@@ -53,9 +53,10 @@ def _ignored(key: str) -> bool:
 
 
 def identity(config: Mapping[str, Any], dataset_hash: str | None) -> dict[str, Any]:
-    """What a run's result depends on: the config, flattened, less ``IGNORED_KEYS``, and the
-    data. Round-tripped through JSON so that it compares equal to its recorded copy."""
-    kept = {k: v for k, v in flatten(config).items() if not _ignored(k)}
+    """What a run's result depends on: the config, flattened, less ``IGNORED_KEYS`` and the
+    settings at their ``NEUTRAL_DEFAULTS``, and the data. Round-tripped through JSON so that
+    it compares equal to its recorded copy."""
+    kept = {k: v for k, v in flatten(config).items() if not (_ignored(k) or is_neutral(k, v))}
     # the code that trains belongs to it too: a new edtrain release discards old state
     recorded = {"config": kept, "dataset_hash": dataset_hash, "edtrain_version": __version__}
     return json.loads(json.dumps(recorded))

@@ -24,7 +24,7 @@ from edtrain.config import (
     run_dir,
     run_versions,
     strict_flag,
-    without,
+    training_identity,
     write_resolved,
 )
 from edtrain.dataset.storage import is_url
@@ -105,10 +105,11 @@ def chunk_files(wildcards):
 def result_config(wildcards, ignored=IGNORED_KEYS):
     """What a version's training follows, as params (canonical JSON, so reordering the YAML
     changes nothing): its resolved config less the keys that cannot change the trained weights
-    (edtrain.config.IGNORED_KEYS: description, require_gpu, performance.workers, ...), and the
-    dataset's definition (see rule train). Editing a version re-runs that version only; a
+    (edtrain.config.IGNORED_KEYS: description, require_gpu, performance.workers, ...) and the
+    settings newer than it at their neutral value (NEUTRAL_DEFAULTS), and the dataset's
+    definition (see rule train). Editing a version re-runs that version only; a
     description or the chunk count re-runs none."""
-    resolved = without(resolve_version(config, wildcards.version), ignored)
+    resolved = training_identity(resolve_version(config, wildcards.version), ignored)
     return json.dumps({"config": resolved, "data": dataset_definition(config)}, sort_keys=True)
 
 
