@@ -57,7 +57,7 @@ IGNORED_KEYS = (
 
 # Settings added after trainings were made, each with the value that trains exactly as before
 # it existed: at that value a setting is no part of a training's identity, so a release that
-# adds one re-runs no finished version (docs/configuration.md, "What reruns").
+# adds one re-runs no finished version (docs/training.md, "Callbacks, statuses and resume").
 NEUTRAL_DEFAULTS = {
     "model.crop": None,
     "model.pools": None,
@@ -275,7 +275,7 @@ def training_identity(
 ) -> dict[str, Any]:
     """The resolved config less the ``ignored`` keys and the ``NEUTRAL_DEFAULTS`` at their
     neutral value: what decides whether a version's training reruns."""
-    neutral = [key for key, value in NEUTRAL_DEFAULTS.items() if _lookup(resolved, key) == value]
+    neutral = [key for key in NEUTRAL_DEFAULTS if is_neutral(key, _lookup(resolved, key))]
     return without(resolved, [*ignored, *neutral])
 
 
