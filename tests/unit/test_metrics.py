@@ -1,5 +1,7 @@
 """Metric definitions of docs/physics.md §5 on inputs with known answers."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -141,3 +143,47 @@ def test_kappa_scale_undoes_a_miscalibration_and_leaves_a_calibrated_kappa_alone
     inside = np.mean(flipped <= metrics.vmf_cone_deg(tailed * kappa, 0.68))
     assert inside == pytest.approx(0.68, abs=0.005) and tailed < 1.0
     assert np.isnan(metrics.kappa_scale(np.full(3, np.nan), np.full(3, np.nan)))
+
+
+def test_kappa_calibration_puts_68_percent_in_the_cones_at_every_energy():
+    """A network whose κ is 2× too small at low energy and 2× too large at high energy: one
+    factor leaves both ends wrong; the per-energy calibration, fitted on one half, puts 68 %
+    inside the cones of every energy bin of the other half."""
+    rng = np.random.default_rng(12)
+    n = 24_000
+    energy = 10.0 ** rng.uniform(np.log10(2.0), np.log10(60.0), size=n)
+    kappa = 10.0 ** rng.uniform(0.5, 2.5, size=n)
+    errors = vmf_errors_deg(kappa, rng)
+    true_factor = np.interp(np.log(energy), np.log([3.0, 30.0]), [2.0, 0.5])
+    network = kappa * true_factor
+    fit, test = slice(0, n // 2), slice(n // 2, n)
+    calibration = metrics.KappaCalibration.fit(errors[fit], network[fit], energy[fit])
+    assert len(calibration.scale) == metrics.CALIBRATION_BINS
+    assert np.all(np.diff(calibration.energy_mev) > 0)
+    assert np.all(np.diff(calibration.scale) > 0)  # 1 / true_factor grows with energy
+    one = metrics.kappa_scale(errors[fit], network[fit])
+
+    def coverage(kappa_test):
+        block = metrics.uncertainty(errors[test], kappa_test, energy[test])
+        bins = [b["cover_68"] for b in block["by_energy"] if b["n"] >= 300]
+        return block["cover_68"], min(bins), max(bins)
+
+    overall, lowest, highest = coverage(one * network[test])
+    assert overall == pytest.approx(0.68, abs=0.015) and lowest < 0.6 and highest > 0.76
+    overall, lowest, highest = coverage(calibration(network[test], energy[test]))
+    assert overall == pytest.approx(0.68, abs=0.015) and lowest > 0.64 and highest < 0.72
+    # saved as metrics.json and predictions.npz save it, and read back the same
+    record = json.loads(json.dumps(calibration.record()))
+    back = metrics.KappaCalibration.saved(record)
+    np.testing.assert_allclose(back(network, energy), calibration(network, energy))
+    # a lone factor (what older versions saved) is one factor; nothing saved is None
+    assert metrics.KappaCalibration.saved({"kappa_scale": 1.5})(
+        np.ones(2), [2.0, 50.0]
+    ).tolist() == [1.5, 1.5]
+    assert metrics.KappaCalibration.saved({}) is None
+    with pytest.raises(ValueError, match="kappa_scale_energy_mev"):
+        metrics.KappaCalibration.saved({"kappa_scale": [1.0, 2.0]})
+    # a small validation set: fewer bins, down to one factor
+    small = metrics.KappaCalibration.fit(errors[:1500], network[:1500], energy[:1500])
+    assert len(small.scale) == 1
+    assert small.scale[0] == pytest.approx(metrics.kappa_scale(errors[:1500], network[:1500]))

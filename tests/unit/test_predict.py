@@ -213,13 +213,16 @@ def test_a_vmf_version_saves_and_checks_its_kappa(predicted, tmp_path, status, l
     val = model.predict(open_images(dataset)[split.val], verbose=0).astype(np.float64)
     val_labels = table[["label_x", "label_y", "label_z"]].to_numpy()[split.val]
     val_errors = metrics.angular_error_deg(val[:, :3], val_labels)
-    scale = float(saved["kappa_scale"])
-    assert scale == pytest.approx(
-        metrics.kappa_scale(val_errors, KAPPA_FLOORS[loss] + np.logaddexp(0, val[:, 3])), rel=1e-4
+    val_energy = table["energy_mev"].to_numpy()[split.val]
+    fitted = metrics.KappaCalibration.fit(
+        val_errors, KAPPA_FLOORS[loss] + np.logaddexp(0, val[:, 3]), val_energy
     )
-    assert block["kappa_scale"] == pytest.approx(scale)
-    np.testing.assert_allclose(saved["kappa"], scale * kappa, rtol=1e-5)
+    np.testing.assert_allclose(saved["kappa_scale"], fitted.scale, rtol=1e-4)
+    np.testing.assert_allclose(saved["kappa_scale_energy_mev"], fitted.energy_mev)
+    assert block["kappa_scale"] == pytest.approx(saved["kappa_scale"].tolist())
+    calibrated = fitted(kappa, saved["energy_mev"])
+    np.testing.assert_allclose(saved["kappa"], calibrated, rtol=1e-4)
     errors = metrics.angular_error_deg(saved["test_predictions"], saved["test_true"])
-    expected = metrics.uncertainty(errors, scale * kappa, saved["energy_mev"])
+    expected = metrics.uncertainty(errors, calibrated, saved["energy_mev"])
     assert block["cover_68"] == pytest.approx(expected["cover_68"])
     assert block["q68_deg_top50"] == pytest.approx(expected["q68_deg_top50"])

@@ -9,8 +9,9 @@ training (``match_triplets(..., need_label=False)``) do not apply; where the inp
 true direction it is written beside the prediction, with the angle between them.
 
 Directions are unit vectors in the detector frame whatever frame the version trained in
-(``edtrain.frame``). A vmf version also gets its calibrated concentration κ (the factor
-``kappa_scale`` of its metrics.json, docs/metrics.md) and the half-angle of its 68 % cone.
+(``edtrain.frame``). A vmf version also gets its concentration κ, calibrated per cluster
+energy as its metrics.json records (``kappa_scale``, docs/metrics.md), and the half-angle of
+its 68 % cone.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from edtrain.dataset.extract import BadFile, extract
 from edtrain.dataset.match import Cuts
 from edtrain.dataset.progress import progress
 from edtrain.formats import columns as col
+from edtrain.metrics import KappaCalibration
 from edtrain.version_files import METRICS
 
 log = logging.getLogger(__name__)
@@ -75,14 +77,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def kappa_scale(metrics_path: Path) -> float:
-    """The calibration factor of a vmf version's κ (1, with a warning, where none is recorded)."""
+def kappa_calibration(metrics_path: Path) -> KappaCalibration:
+    """The calibration of a vmf version's κ (a factor 1, with a warning, where none is
+    recorded)."""
     if metrics_path.exists():
         block = json.loads(metrics_path.read_text()).get("uncertainty") or {}
-        if block.get("kappa_scale") is not None:
-            return float(block["kappa_scale"])
+        calibration = KappaCalibration.saved(block)
+        if calibration is not None:
+            return calibration
     log.warning("%s records no kappa_scale: κ is the network's own, uncalibrated", metrics_path)
-    return 1.0
+    return KappaCalibration.constant()
 
 
 def schema(with_kappa: bool) -> pa.Schema:
@@ -107,11 +111,12 @@ def predict_rows(
     images: np.ndarray,
     drift_side: np.ndarray,
     frame: str,
-    scale: float | None,
+    energy_mev: np.ndarray,
+    calibration: KappaCalibration | None,
     loss: str = "vmf",
 ) -> dict[str, np.ndarray]:
-    """The network's directions (unit, detector frame) and, with a ``scale``, κ and cones
-    (the concentration as the version's ``loss`` defines it)."""
+    """The network's directions (unit, detector frame) and, with a ``calibration``, κ and
+    cones (the concentration as the version's ``loss`` defines it)."""
     from edtrain.frame import reflect
     from edtrain.losses import concentration
     from edtrain.metrics import unit, vmf_cone_deg
@@ -119,8 +124,8 @@ def predict_rows(
     raw = network.predict(images, batch_size=BATCH, verbose=0)
     direction = unit(reflect(raw[:, :3].astype(np.float64), drift_side, frame))
     out = dict(zip(DIRECTION, direction.T.astype(np.float32), strict=True))
-    if scale is not None:
-        kappa = np.asarray(concentration(raw, loss), dtype=np.float64) * scale
+    if calibration is not None:
+        kappa = calibration(np.asarray(concentration(raw, loss)), energy_mev)
         out |= {"kappa": kappa.astype(np.float32), "cone68_deg": vmf_cone_deg(kappa, 0.68)}
     return out
 
@@ -141,7 +146,7 @@ def apply(
     inputs: list[str],
     out: Path,
     config: dict[str, Any],
-    scale: float | None,
+    calibration: KappaCalibration | None,
     cuts: Cuts,
     convention: str,
 ) -> dict[str, int]:
@@ -159,7 +164,7 @@ def apply(
         log.warning("skipped %s: %s", skip.path, skip.reason)
     partial = out.with_name(out.name + ".partial")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with pq.ParquetWriter(partial, schema(scale is not None)) as writer:
+    with pq.ParquetWriter(partial, schema(calibration is not None)) as writer:
         for source in progress(sources, "apply"):
             try:
                 found = extract(source, cuts, convention, need_label=False)
@@ -172,11 +177,17 @@ def apply(
             counts["samples"] += n
             if n == 0:
                 continue
+            x = found.metadata
             predicted = predict_rows(
-                network, found.images, found.drift_side, frame, scale, config["loss"]
+                network,
+                found.images,
+                found.drift_side,
+                frame,
+                x[:, col.CLUSTER_ENERGY],
+                calibration,
+                config["loss"],
             )
             direction = np.stack([predicted[name] for name in DIRECTION], axis=1)
-            x = found.metadata
             rows = {
                 "basename": np.full(n, source.basename, dtype=object),
                 "source": np.full(n, found.source, dtype=object),
@@ -201,12 +212,14 @@ def main(args: argparse.Namespace) -> int:
     from edtrain.losses import predicts_kappa
 
     config = json.loads(config_path.read_text())
-    scale = None
+    calibration = None
     if predicts_kappa(config.get("loss", "")):
-        scale = kappa_scale(args.metrics or args.model.with_name(METRICS))
+        calibration = kappa_calibration(args.metrics or args.model.with_name(METRICS))
     cuts = Cuts(args.es_only, args.marley_only)
     try:
-        counts = apply(args.model, args.inputs, args.out, config, scale, cuts, args.flip_convention)
+        counts = apply(
+            args.model, args.inputs, args.out, config, calibration, cuts, args.flip_convention
+        )
     except FileNotFoundError as err:
         print(f"edtrain apply: {err}", file=sys.stderr)
         return 2

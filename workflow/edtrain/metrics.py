@@ -8,6 +8,8 @@ The 68 % containment is the 68th percentile of the 3-D angular error
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -175,6 +177,83 @@ def kappa_scale(errors_deg: np.ndarray, kappa: np.ndarray, level: float = CONE_L
     return float(10.0 ** (0.5 * (lo + hi)))
 
 
+# κ is calibrated per cluster energy on at most this many validation bins of equal counts,
+# each of at least CALIBRATION_MIN_BIN samples (fewer bins on a small validation set, down to
+# one: a single factor)
+CALIBRATION_BINS = 12
+CALIBRATION_MIN_BIN = 1000
+
+
+@dataclass(frozen=True)
+class KappaCalibration:
+    """The factor κ is multiplied by, as a function of the cluster energy.
+
+    One factor (``kappa_scale``) leaves the cones of the lowest and highest energies too
+    narrow and those in between too wide: the tails beyond a vMF (flips, misread tracks) are
+    not the same share at every energy. So the factor is fitted on validation bins of equal
+    counts in cluster energy and interpolated between the bins' median energies in log
+    energy (held constant beyond the first and the last), as temperature scaling conditioned
+    on the one covariate the insights check calibration against. ``energy_mev`` holds the
+    knots (increasing), ``scale`` the factors; one knot is a single factor.
+    """
+
+    energy_mev: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(
+        cls, errors_deg: np.ndarray, kappa: np.ndarray, energy_mev: np.ndarray
+    ) -> KappaCalibration:
+        """The calibration of these (validation) samples; NaN factor where none is usable."""
+        errors_deg, kappa, energy_mev = (
+            np.asarray(a, dtype=np.float64) for a in (errors_deg, kappa, energy_mev)
+        )
+        usable = np.isfinite(errors_deg) & np.isfinite(kappa) & (energy_mev > 0)
+        bins = int(np.clip(usable.sum() // CALIBRATION_MIN_BIN, 1, CALIBRATION_BINS))
+        if not usable.any():
+            return cls(np.ones(1), np.full(1, np.nan))
+        order = np.argsort(energy_mev[usable], kind="stable")
+        parts = np.array_split(order, bins)
+        e, err, k = energy_mev[usable], errors_deg[usable], kappa[usable]
+        return cls(
+            np.array([np.median(e[i]) for i in parts]),
+            np.array([kappa_scale(err[i], k[i]) for i in parts]),
+        )
+
+    @classmethod
+    def constant(cls, scale: float = 1.0) -> KappaCalibration:
+        """One factor at every energy."""
+        return cls(np.ones(1), np.full(1, float(scale)))
+
+    @classmethod
+    def saved(cls, record: Mapping[str, Any]) -> KappaCalibration | None:
+        """The calibration saved in predictions.npz or in metrics.json's ``uncertainty``
+        block (None where none is); a lone factor without energies (what versions scored
+        before the per-energy calibration saved) is kept as one factor."""
+        if record.get("kappa_scale") is None:
+            return None
+        scale = np.atleast_1d(np.asarray(record["kappa_scale"], dtype=np.float64))
+        energy = record.get("kappa_scale_energy_mev")
+        if energy is None:
+            if scale.size != 1:
+                raise ValueError(f"{scale.size} κ factors without kappa_scale_energy_mev")
+            return cls.constant(scale[0])
+        return cls(np.atleast_1d(np.asarray(energy, dtype=np.float64)), scale)
+
+    def __call__(self, kappa: np.ndarray, energy_mev: np.ndarray) -> np.ndarray:
+        """Calibrated κ of samples with these cluster energies."""
+        energy = np.maximum(np.asarray(energy_mev, dtype=np.float64), 1e-3)
+        factor = np.interp(np.log(energy), np.log(self.energy_mev), self.scale)
+        return np.asarray(kappa, dtype=np.float64) * factor
+
+    def record(self) -> dict[str, list[float]]:
+        """The JSON form (metrics.json's ``uncertainty`` block)."""
+        return {
+            "kappa_scale": self.scale.tolist(),
+            "kappa_scale_energy_mev": self.energy_mev.tolist(),
+        }
+
+
 def _coverage(errors_deg: np.ndarray, kappa: np.ndarray) -> dict[str, float]:
     """Share of samples inside their predicted cone, per level (NaN: none, or undefined)."""
     return {
@@ -192,16 +271,17 @@ def uncertainty(
     kappa: np.ndarray,
     energy_mev: np.ndarray,
     edges: np.ndarray = ENERGY_BINS_MEV,
-    kappa_scale: float = 1.0,
+    calibration: KappaCalibration | None = None,
 ) -> dict[str, Any]:
     """How far the per-event κ can be trusted: the observed share of test electrons inside
     each predicted cone (a calibrated κ gives the cone's level), overall and per energy bin,
     and the 68 % containment of the most confident shares (what a cut on κ buys).
-    ``kappa_scale`` is the validation factor already applied to ``kappa`` (recorded)."""
+    ``calibration`` is the one already applied to ``kappa`` (recorded; none: a factor 1)."""
     errors_deg = np.asarray(errors_deg, dtype=np.float64)
     kappa = np.asarray(kappa, dtype=np.float64)
+    calibration = calibration or KappaCalibration.constant()
     block: dict[str, Any] = {
-        "kappa_scale": float(kappa_scale),
+        **calibration.record(),
         "median_kappa": float(np.median(kappa)),
         **_coverage(errors_deg, kappa),
     }

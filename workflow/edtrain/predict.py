@@ -116,7 +116,8 @@ def predict_test_set(
     predictions are NaN, so every statistic of it is undefined rather than made up. A version
     trained with a κ-predicting ``loss`` (``losses.predicts_kappa``) also gets ``kappa``, the
     concentrations (``losses.concentration``) calibrated on its validation samples
-    (``calibrated_kappa``), with ``kappa_raw`` and ``kappa_scale``.
+    per cluster energy (``calibrated_kappa``), with ``kappa_raw`` and the calibration
+    (``kappa_scale`` at ``kappa_scale_energy_mev``).
     """
     data = open_dataset(dataset_dir, columns=TABLE_COLUMNS)
     table = data.samples
@@ -135,7 +136,8 @@ def predict_test_set(
         val_side = table["drift_side"].to_numpy(np.int8)[val]
         val_pred = reflect(val_raw[:, :3], val_side, frame)
         val_errors = metrics.angular_error_deg(val_pred, data.labels[val])
-        kappa = calibrated_kappa(predicted, val_raw, val_errors, loss)
+        energy = table["energy_mev"].to_numpy(np.float64)
+        kappa = calibrated_kappa(predicted, val_raw, val_errors, energy[rows], energy[val], loss)
     return {
         **kappa,
         "test_predictions": reflect(predicted[:, :3], drift_side, frame),
@@ -161,17 +163,28 @@ def _run(network: keras.Model | None, data: Any, rows: np.ndarray, outputs: int)
 
 
 def calibrated_kappa(
-    test_raw: np.ndarray, val_raw: np.ndarray, val_errors_deg: np.ndarray, loss: str = "vmf"
+    test_raw: np.ndarray,
+    val_raw: np.ndarray,
+    val_errors_deg: np.ndarray,
+    test_energy_mev: np.ndarray,
+    val_energy_mev: np.ndarray,
+    loss: str = "vmf",
 ) -> dict[str, np.ndarray]:
-    """The test samples' κ times the factor that makes the validation samples' predicted
-    68 % cones hold 68 % of them (``metrics.kappa_scale``), with the raw κ and the factor
-    (1 without validation samples; NaN for a failed version)."""
+    """The test samples' κ calibrated per cluster energy so that the validation samples'
+    predicted 68 % cones hold 68 % of them (``metrics.KappaCalibration``), with the raw κ and
+    the calibration's knots and factors (a factor 1 without validation samples; NaN for a
+    failed version)."""
     raw = keras.ops.convert_to_numpy(concentration(test_raw, loss)).astype(np.float64)
-    scale = 1.0
+    calibration = metrics.KappaCalibration.constant()
     if len(val_raw):
         val_kappa = keras.ops.convert_to_numpy(concentration(val_raw, loss)).astype(np.float64)
-        scale = metrics.kappa_scale(val_errors_deg, val_kappa)
-    return {"kappa": raw * scale, "kappa_raw": raw, "kappa_scale": np.float64(scale)}
+        calibration = metrics.KappaCalibration.fit(val_errors_deg, val_kappa, val_energy_mev)
+    return {
+        "kappa": calibration(raw, test_energy_mev),
+        "kappa_raw": raw,
+        "kappa_scale": calibration.scale,
+        "kappa_scale_energy_mev": calibration.energy_mev,
+    }
 
 
 def oracle_directions(
@@ -226,7 +239,7 @@ def score(predictions: dict[str, np.ndarray], version: str, test_set_hash: str) 
             errors,
             predictions["kappa"],
             predictions["energy_mev"],
-            kappa_scale=float(predictions.get("kappa_scale", 1.0)),
+            calibration=metrics.KappaCalibration.saved(predictions),
         )
     if "oracle_dir" in predictions:
         result["oracle"] = metrics.oracle_comparison(

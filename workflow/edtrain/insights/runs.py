@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from edtrain.metrics import angular_error_deg, oracle_comparison, uncertainty
+from edtrain.metrics import KappaCalibration, angular_error_deg, oracle_comparison, uncertainty
 from edtrain.version_files import CONFIG, HISTORY, METRICS, PREDICTIONS, RECORD
 
 LOSS_COLUMNS = ("loss", "val_loss")
@@ -78,8 +78,8 @@ class Run:
         p = self.predictions
         if p is None or "kappa" not in p:
             return self.metrics.get("uncertainty")
-        scale = float(p["kappa_scale"]) if "kappa_scale" in p else 1.0
-        return uncertainty(self.errors, p["kappa"], p["energy_mev"], kappa_scale=scale)
+        calibration = KappaCalibration.saved(p)
+        return uncertainty(self.errors, p["kappa"], p["energy_mev"], calibration=calibration)
 
     @property
     def frame(self) -> str | None:

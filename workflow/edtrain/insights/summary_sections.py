@@ -14,7 +14,13 @@ from edtrain.insights.markdown import (
     with_interval,
 )
 from edtrain.insights.report import Report
-from edtrain.metrics import CONE_LEVELS, CONFIDENT_SHARES, FLIP_FOLDED_MAX_DEG, SIGN_MIN_ABS
+from edtrain.metrics import (
+    CONE_LEVELS,
+    CONFIDENT_SHARES,
+    FLIP_FOLDED_MAX_DEG,
+    SIGN_MIN_ABS,
+    KappaCalibration,
+)
 
 ORACLE_HEADER = ["Oracle samples", "Oracle 68 %", "Version 68 % (same samples)", "Version / oracle"]
 
@@ -127,6 +133,16 @@ def diagnostics_section(r: Report) -> list[str]:
     return lines
 
 
+def kappa_scale_cell(block: dict) -> str:
+    """The κ calibration's factor, or its range over cluster energy (1: none recorded)."""
+    scale = (KappaCalibration.saved(block) or KappaCalibration.constant()).scale
+    if not np.isfinite(scale).any():
+        return number(np.nan)
+    lo, hi = np.nanmin(scale), np.nanmax(scale)
+    same = np.isclose(lo, hi, rtol=0.005)
+    return number(lo, "{:.2f}") if same else f"{number(lo, '{:.2f}')}–{number(hi, '{:.2f}')}"
+
+
 def uncertainty_section(r: Report) -> list[str]:
     """For versions that predict a per-event concentration κ (loss vmf or angular_vmf): are
     their cones right (share of test electrons inside the predicted 68 % / 90 % cone, overall
@@ -145,7 +161,7 @@ def uncertainty_section(r: Report) -> list[str]:
     rows = [
         [
             name,
-            number(b.get("kappa_scale", 1.0), "{:.2f}"),
+            kappa_scale_cell(b),
             number(b["median_kappa"], "{:.1f}"),
             *(percent(b[f"cover_{round(100 * q)}"]) for q in CONE_LEVELS),
             deg(r.table.loc[name, "q68_deg"]),
