@@ -31,22 +31,24 @@ from edtrain.legacy import PREDECESSOR_FIXED
 from edtrain.losses import get_loss
 from edtrain.model import IMAGE_SHAPE, build_model
 
+# v22: v21 on the central 64×16, time-only pools for the first two layers
+V22 = {
+    "conv_layers": 4,
+    "filters": 64,
+    "dense_units": 2048,
+    "crop": [64, 16],
+    "pools": [[2, 1], [2, 1], [2, 2], [2, 2]],
+}
 MODELS = {
     "3Lx32F": {"conv_layers": 3, "filters": 32},
     "4Lx64F": {"conv_layers": 4, "filters": 64},
     # the second family at the width v17–v19 train at (docs/training.md), and both families
     # at the accuracy benchmark's CPU width (× 0.25)
     "resnet4x64": {"type": "resnet", "conv_layers": 4, "filters": 64},
-    # v21: the predecessor's convolutions with the 2048-unit dense head; v22: on the
-    # central 64×16, time-only pools for the first two layers
+    # v21: the predecessor's convolutions with the 2048-unit dense head
     "v21": {"conv_layers": 4, "filters": 64, "dense_units": 2048},
-    "v22": {
-        "conv_layers": 4,
-        "filters": 64,
-        "dense_units": 2048,
-        "crop": [64, 16],
-        "pools": [[2, 1], [2, 1], [2, 2], [2, 2]],
-    },
+    "v22": V22,
+    "v24": {**V22, "plane_supervision": 0.3},  # a 2-D head per branch, its term in the loss
     "4Lx16F": {"conv_layers": 4, "filters": 16, "dense_units": 64},
     "resnet4x16": {"type": "resnet", "conv_layers": 4, "filters": 16, "dense_units": 64},
     "tiny": {"conv_layers": 2, "filters": 4, "dense_units": 16},
@@ -121,10 +123,11 @@ def measure(
     keras.mixed_precision.set_global_policy(precision)
     keras.utils.set_random_seed(0)
     with data_parallel_scope(devices):
-        model = build_model({**PREDECESSOR, **MODELS[model_name]}, {"normalization": "none"})
+        model_cfg = {**PREDECESSOR, **MODELS[model_name]}
+        model = build_model(model_cfg, {"normalization": "none"})
         model.compile(
             optimizer=keras.optimizers.Adam(1e-3),
-            loss=get_loss("angular"),
+            loss=get_loss("angular", model_cfg.get("plane_supervision", 0.0)),
             jit_compile=jit_compile,
             steps_per_execution=steps_per_execution,
         )

@@ -85,6 +85,7 @@ def test_versions_are_the_predecessors(config: dict[str, Any], name: str) -> Non
         "dense_layers": 2,
         "dense_units": 256,
         "dropout": 0.3,
+        "plane_supervision": 0.0,
     }
     assert v["input"]["normalization"] == "none" and v["input"]["augment"] == "none"
     assert v["hyperopt"]["enabled"] is hyperopt
@@ -149,13 +150,16 @@ def test_v21_is_v20_with_a_wider_dense_head(config: dict[str, Any]) -> None:
     assert v21["model"]["dense_units"] == 8 * v20["model"]["dense_units"]
 
 
-def test_v22_crops_and_pools_v21_and_v23_adds_kappa(config: dict[str, Any]) -> None:
+def test_v22_crops_and_pools_v21_v23_adds_kappa_v24_plane_supervision(config: dict[str, Any]) -> None:
     v21, v22, v23 = (edconfig.resolve_version(config, v) for v in ("v21", "v22", "v23"))
     assert {k for k in v22 if v22[k] != v21[k]} == {"name", "description", "seed", "model"}
     changed = {k: v22["model"][k] for k in v22["model"] if v22["model"][k] != v21["model"][k]}
     assert changed == {"crop": [64, 16], "pools": [[2, 1], [2, 1], [2, 2], [2, 2]]}
     assert {k for k in v23 if v23[k] != v22[k]} == {"name", "description", "seed", "loss"}
     assert v23["loss"] == "angular_vmf"
+    v24 = edconfig.resolve_version(config, "v24")
+    assert {k for k in v24 if v24[k] != v22[k]} == {"name", "description", "seed", "model"}
+    assert v24["model"] == {**v22["model"], "plane_supervision": 0.3}
     edconfig.check_models(config)
 
 
@@ -237,7 +241,7 @@ def test_scaling_never_shrinks_below_a_trainable_size(config: dict[str, Any]) ->
 
 
 def test_run_versions_selects_and_checks(config: dict[str, Any]) -> None:
-    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 24)]
+    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 25)]
     assert edconfig.run_versions({**config, "run_versions": ["v12", "v7"]}) == ["v12", "v7"]
     with pytest.raises(edconfig.ConfigError, match="v99"):
         edconfig.run_versions({**config, "run_versions": ["v99"]})
@@ -386,7 +390,7 @@ def test_write_resolved_round_trips(config: dict[str, Any], tmp_path: Path) -> N
 
 def test_all_versions_come_in_natural_order_whatever_the_layering(config: dict[str, Any]) -> None:
     layered = {**config, "versions": {"v13": {}, "v11": {}, **config["versions"]}}
-    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 24)]
+    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 25)]
 
 
 @pytest.mark.parametrize("window", [(30, 10), (10, 10)])
@@ -464,6 +468,25 @@ def test_pools_must_fit_the_layers_and_the_image(config, model, hyperopt, messag
         edconfig.check_models(bad)
 
 
+@pytest.mark.parametrize(
+    ("model", "frame", "message"),
+    [
+        ({"type": "resnet"}, "face", r"v15\.model\.plane_supervision: needs a branch per plane"),
+        ({"fusion": "stack"}, "face", "not type three_branch with fusion stack"),
+        ({}, "detector", r"defined in the face frame; set versions\.v15\.input\.frame"),
+    ],
+)
+def test_plane_supervision_needs_a_branch_per_plane_and_the_face_frame(
+    config, model, frame, message
+) -> None:
+    good = _set(copy.deepcopy(config), "versions.v15.model", {"plane_supervision": 0.5})
+    edconfig.check_models(good)
+    bad = _set(good, "versions.v15.model", {"plane_supervision": 0.5, **model})
+    bad["versions"]["v15"]["input"] = {**bad["versions"]["v15"].get("input", {}), "frame": frame}
+    with pytest.raises(edconfig.ConfigError, match=message):
+        edconfig.check_models(bad)
+
+
 def test_a_new_setting_at_its_neutral_value_retrains_nothing(config: dict[str, Any]) -> None:
     """A config.json written before model.crop existed has the identity of one resolved
     now with crop: null; setting a crop changes it."""
@@ -475,6 +498,12 @@ def test_a_new_setting_at_its_neutral_value_retrains_nothing(config: dict[str, A
     cropped = copy.deepcopy(resolved)
     cropped["model"]["crop"] = [64, 16]
     assert edconfig.training_identity(cropped) != edconfig.training_identity(resolved)
+    assert resolved["model"]["plane_supervision"] == 0.0
+    del older["model"]["plane_supervision"]
+    assert edconfig.training_identity(older) == edconfig.training_identity(resolved)
+    supervised = copy.deepcopy(resolved)
+    supervised["model"]["plane_supervision"] = 0.5
+    assert edconfig.training_identity(supervised) != edconfig.training_identity(resolved)
 
 
 def test_a_version_may_not_be_named_like_a_rule(config: dict[str, Any]) -> None:

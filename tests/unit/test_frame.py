@@ -15,6 +15,7 @@ import pytest
 
 from edtrain import detector
 from edtrain.frame import FRAMES, reflect
+from edtrain.losses import plane_projections
 from edtrain.render import orientation_flips, render_clusters
 
 STEP_CM = 0.02
@@ -35,9 +36,11 @@ def _unit(d) -> np.ndarray:
     return d / np.linalg.norm(d)
 
 
-def _digitise(start: np.ndarray, direction: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Per plane, (channel, sample) of every point of the track."""
-    x, y, z = start[:, None] + T[None, :] * direction[:, None]
+def _digitise(
+    start: np.ndarray, direction: np.ndarray, path: np.ndarray = T
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per plane, (channel, sample) of every point of the track (at these path lengths)."""
+    x, y, z = start[:, None] + path[None, :] * direction[:, None]
     out = {}
     for plane in detector.PLANES:
         channel = detector.plane_channel(plane, x, y, z)
@@ -76,8 +79,10 @@ def _crop(image: np.ndarray) -> np.ndarray:
     return image[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
 
 
-def _images(start: np.ndarray, direction: np.ndarray, side: int) -> dict[str, np.ndarray]:
-    digits = _digitise(start, direction)
+def _images(
+    start: np.ndarray, direction: np.ndarray, side: int, path: np.ndarray = T
+) -> dict[str, np.ndarray]:
+    digits = _digitise(start, direction, path)
     return {p: _crop(_render(*digits[p], p, side)) for p in detector.PLANES}
 
 
@@ -225,3 +230,29 @@ def test_predictions_map_back_to_the_detector_frame_exactly():
 def test_reflect_rejects_bad_sides_and_frames(side, frame):
     with pytest.raises(ValueError):
         reflect(np.ones((2, 3), dtype=np.float32), side, frame)
+
+
+@pytest.mark.parametrize("d", DIRECTIONS)
+@pytest.mark.parametrize("side", [-1, 1])
+def test_each_plane_draws_the_face_frame_projection(d, side):
+    """The planes' 2-D directions that plane supervision trains towards
+    (losses.plane_projections of the face-frame label) lie along the tracks the renderer
+    draws, on both faces; with U's and V's column axes exchanged they do not."""
+    d = _unit(d)
+    start = START_NEAR * np.array([-side, 1.0, 1.0])
+    path = np.arange(0.0, 8.0, STEP_CM)  # 8 cm: enough wires for the axis to be measured
+    images = _images(start, d, side, path)
+    label = reflect(d[None], np.array([side]), "face")
+    expected = np.asarray(plane_projections(label))[0]  # (3 planes, 2)
+    swapped = expected.copy()  # U drawn with V's column axis and V with U's
+    swapped[[0, 1], 1] = expected[[1, 0], 1]
+    pitch = [detector.PITCH_CM[p] for p in detector.PLANES]
+    for i, plane in enumerate(detector.PLANES):
+        rows, cols = np.nonzero(images[plane])
+        points = np.stack([rows * detector.CM_PER_SAMPLE, cols * pitch[i]], axis=1)
+        axis = np.linalg.svd(points - points.mean(0), full_matrices=False)[2][0]
+        drawn = [np.degrees(np.arccos(min(1.0, abs(axis @ e) / np.linalg.norm(e))))
+                 for e in (expected[i], swapped[i])]  # fmt: skip
+        assert drawn[0] < 3.0, f"{plane}: drawn {axis}, expected {expected[i]}"
+        if plane != "X" and abs(d[1]) > 0.3:
+            assert drawn[1] > 10.0, f"{plane}: the other induction plane's axis fits too"

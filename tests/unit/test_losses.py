@@ -11,7 +11,17 @@ from keras import ops
 
 from edtrain import metrics
 from edtrain.epoch_metrics import angular_metrics
-from edtrain.losses import KAPPA_FLOOR, KAPPA_FLOORS, LOSSES, angle, get_loss, predicts_kappa
+from edtrain.losses import (
+    KAPPA_FLOOR,
+    KAPPA_FLOORS,
+    LOSSES,
+    PLANE_OUTPUTS,
+    angle,
+    get_loss,
+    plane_loss,
+    plane_projections,
+    predicts_kappa,
+)
 
 RNG = np.random.default_rng(3)
 TRUE = RNG.normal(size=(64, 3)).astype(np.float32)
@@ -169,3 +179,35 @@ def test_streaming_metrics_match_summarize() -> None:
     assert got["frac_over_90"] == pytest.approx(expected["frac_over_90"], abs=1e-6)
     for key in ("median_deg", "q68_deg", "folded_q68_deg"):
         assert got[key] == pytest.approx(expected[key], abs=0.1), key
+
+
+def test_plane_supervision_adds_each_planes_2d_angle_weighted_by_what_it_sees() -> None:
+    """get_loss(name, w) = the loss of the first outputs + w · the mean over U, V, X of the
+    angle between each plane's 2-D output and the truth's projection, times the projection's
+    length; zero at the projections, finite (with its gradient) for a track along a wire."""
+    n = len(TRUE)
+    kappa = RNG.normal(size=(n, 1)).astype(np.float32)
+    direction = (TRUE + 0.3 * RNG.normal(size=TRUE.shape)).astype(np.float32)
+    exact = np.asarray(plane_projections(TRUE)).reshape(n, PLANE_OUTPUTS)
+    y_pred = np.concatenate([direction, kappa, 2.5 * exact], axis=1)  # any length
+    combined = get_loss("angular_vmf", plane_weight=0.5)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(combined(TRUE, y_pred)),
+        ops.convert_to_numpy(LOSSES["angular_vmf"](TRUE, y_pred)),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    assert np.all(ops.convert_to_numpy(plane_loss(TRUE, exact)) < 2e-3)
+    # U drawn with a reversed column axis: the error is the angle, scaled by how much U sees
+    flipped = exact.reshape(n, 3, 2).copy()
+    flipped[:, 0, 1] *= -1
+    got = ops.convert_to_numpy(plane_loss(TRUE, flipped.reshape(n, -1)))
+    u = exact.reshape(n, 3, 2)[:, 0]
+    length = np.linalg.norm(u, axis=1)
+    angle_u = np.arctan2(2 * np.abs(u[:, 0] * u[:, 1]), u[:, 0] ** 2 - u[:, 1] ** 2)
+    np.testing.assert_allclose(got, length * np.abs(angle_u) / 3, atol=2e-3)
+    # a track along the X wires (y) is a dot on X: no pull from X, finite gradient
+    along_y = np.array([[0.0, 1.0, 0.0]], np.float32)
+    values, grad = value_and_grad(plane_loss, along_y, np.ones((1, PLANE_OUTPUTS), np.float32))
+    assert np.isfinite(values).all() and np.isfinite(grad).all()
+    assert np.allclose(grad[0, 4:], 0.0, atol=1e-6)

@@ -17,6 +17,7 @@ from edtrain import device, predict, train
 from edtrain.batch_stream import ImageBatches
 from edtrain.dataset.reader import Images
 from edtrain.device import gpu_names
+from edtrain.losses import PLANE_OUTPUTS
 
 RECORD_KEYS = {
     "status",
@@ -92,6 +93,25 @@ def test_training_writes_the_contract_outputs_and_learns(dataset, tmp_path, loss
     model = keras.saving.load_model(out / "model.keras", compile=False)
     assert np.isfinite(model.predict(np.ones((2, 3, 128, 32)), verbose=0)).all()
     assert record["parameters"] == model.count_params()
+
+
+def test_plane_supervision_trains_heads_that_the_readers_ignore(dataset, tmp_path) -> None:
+    """The planes' 2-D directions follow the direction and κ in the output; prediction reads
+    only those, so a plane-supervised version scores like any other."""
+    model_cfg = {**tiny_config()["model"], "plane_supervision": 0.5}
+    face = {**tiny_config()["input"], "frame": "face"}
+    config = tiny_config(max_epochs=3, loss="angular_vmf", model=model_cfg, input=face)
+    assert run_main(dataset, config, tmp_path) == 0
+    history = pd.read_csv(tmp_path / "out" / "history.csv")
+    assert np.isfinite(history[["loss", "val_loss", "val_q68_deg"]].to_numpy()).all()
+    model = keras.saving.load_model(tmp_path / "out" / "model.keras", compile=False)
+    assert model.output_shape == (None, 4 + PLANE_OUTPUTS)
+    predicted = predict.predict_test_set(
+        dataset, config["samples"], config["val_fraction"], tmp_path / "out" / "model.keras",
+        "face", loss="angular_vmf",
+    )  # fmt: skip
+    assert predicted["test_predictions"].shape[1] == 3
+    assert np.isfinite(predicted["kappa"]).all() and (predicted["kappa"] > 0).all()
 
 
 def test_non_finite_loss_stops_the_run_and_keeps_the_best_finite_model(dataset, tmp_path):

@@ -61,6 +61,7 @@ IGNORED_KEYS = (
 NEUTRAL_DEFAULTS = {
     "model.crop": None,
     "model.pools": None,
+    "model.plane_supervision": 0.0,
 }
 
 
@@ -355,6 +356,7 @@ def check_models(config: Mapping[str, Any]) -> None:
         if layers > MAX_CONV_LAYERS:
             raise ConfigError(_too_deep(f"versions.{name}.model.conv_layers", layers))
         _check_pools(f"versions.{name}.model", resolved["model"], resolved["hyperopt"])
+        _check_plane_supervision(f"versions.{name}", resolved)
         space = resolved["hyperopt"].get("space", {}).get("model.conv_layers", {})
         searched = [*space.get("choices", []), *space.get("int", [])]
         deepest = max((v for v in searched if isinstance(v, int | float)), default=0)
@@ -389,6 +391,24 @@ def _check_pools(key: str, model: Mapping[str, Any], hyperopt: Mapping[str, Any]
                 f"{key}.pools: the {name} pools {along} leave nothing of the image's"
                 f" {image[axis]} {name} pixels"
             )
+
+
+def _check_plane_supervision(key: str, resolved: Mapping[str, Any]) -> None:
+    """The planes' own directions need a branch per plane and labels in the face frame, the
+    frame their projections are written in (``losses.PLANE_COLUMN_AXES``)."""
+    model = resolved["model"]
+    if not model["plane_supervision"]:
+        return
+    if model["type"] != "three_branch" or model["fusion"] != "late":
+        raise ConfigError(
+            f"{key}.model.plane_supervision: needs a branch per plane (type three_branch,"
+            f" fusion late), not type {model['type']} with fusion {model['fusion']}"
+        )
+    if resolved["input"]["frame"] != "face":
+        raise ConfigError(
+            f"{key}.model.plane_supervision: the planes' directions are defined in the face"
+            f" frame; set {key}.input.frame to face"
+        )
 
 
 def _too_deep(key: str, layers: int) -> str:

@@ -11,10 +11,13 @@ Every loss returns one value per sample; Keras averages them over the batch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import keras
 from keras import ops
+
+from edtrain.detector import WIRE_ANGLE_DEG
 
 # Added under square roots: keeps |v| and its gradient finite at v = 0. A prediction of
 # length 1e-3 or more is normalized to within 5e-5 of exact.
@@ -146,9 +149,53 @@ LOSSES: dict[str, LossFn] = {
 }
 
 
-def get_loss(name: str) -> LossFn:
-    """The loss registered under ``name``; an unknown name lists the valid ones."""
+# Each plane's image shows the direction projected onto that plane's (row, column) axes: rows
+# run along −x on both faces and the columns along these wire-normal directions, in the face
+# label frame with the consistent orientation (edtrain.render.orientation_flips; U's and V's
+# wires at WIRE_ANGLE_DEG to the vertical, X's vertical). docs/training.md, "Plane supervision".
+_SIN, _COS = math.sin(math.radians(WIRE_ANGLE_DEG)), math.cos(math.radians(WIRE_ANGLE_DEG))
+PLANE_COLUMN_AXES = ((0.0, _SIN, _COS), (0.0, -_SIN, _COS), (0.0, 0.0, 1.0))  # U, V, X
+PLANE_OUTPUTS = 2 * len(PLANE_COLUMN_AXES)
+
+
+def plane_projections(y_true):
+    """(…, 3, 2): the truth's direction as each plane draws it, (along the rows, along the
+    columns) in cm: its projection onto the plane's (−x, column axis) plane; its length is
+    how much of the direction the plane sees (0 for a track along the plane's wires)."""
+    t = ops.cast(y_true, "float32")
+    rows = ops.repeat(-t[..., None, :1], len(PLANE_COLUMN_AXES), axis=-2)
+    columns = ops.einsum("...k,pk->...p", t, ops.convert_to_tensor(PLANE_COLUMN_AXES))
+    return ops.concatenate([rows, columns[..., None]], axis=-1)
+
+
+def plane_loss(y_true, planes):
+    """Mean over the planes of the angle between each plane's predicted 2-D direction and
+    the truth's projection (``plane_projections``), weighted by the projection's length: a
+    track along a plane's wires is a dot there, whose direction the plane cannot say."""
+    target = plane_projections(y_true)
+    pred = ops.reshape(ops.cast(planes, "float32"), ops.shape(target))
+    length = ops.sqrt(ops.sum(ops.square(target), axis=-1) + _EPS_SQUARED)
+    t, p = target / length[..., None], _unit(pred)
+    cross = t[..., 0] * p[..., 1] - t[..., 1] * p[..., 0]
+    theta = ops.arctan2(ops.sqrt(ops.square(cross) + _EPS_CROSS), ops.sum(t * p, axis=-1))
+    return ops.mean(length * theta, axis=-1)
+
+
+def get_loss(name: str, plane_weight: float = 0.0) -> LossFn:
+    """The loss registered under ``name`` (an unknown name lists the valid ones); with a
+    ``plane_weight`` the ``PLANE_OUTPUTS`` units after the loss's own (``output_size``) are
+    the planes' 2-D directions and ``plane_weight`` × ``plane_loss`` is added."""
     try:
-        return LOSSES[name]
+        loss = LOSSES[name]
     except KeyError:
         raise ValueError(f"unknown loss {name!r}; valid losses: {', '.join(LOSSES)}") from None
+    if not plane_weight:
+        return loss
+    offset = output_size(name)
+
+    def plane_supervised(y_true, y_pred):
+        planes = y_pred[..., offset : offset + PLANE_OUTPUTS]
+        return loss(y_true, y_pred) + plane_weight * plane_loss(y_true, planes)
+
+    plane_supervised.__name__ = f"{name}_plane_supervised"
+    return plane_supervised

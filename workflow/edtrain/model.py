@@ -190,7 +190,9 @@ def build_model(
 
     The output is an unnormalized direction 3-vector in float32 (also under mixed precision,
     so the losses see full-precision directions), plus for ``outputs`` = 4 the vmf loss's
-    concentration component (``losses.output_size``).
+    concentration component (``losses.output_size``); with ``plane_supervision`` each
+    plane's 2-D direction follows (``losses.PLANE_OUTPUTS`` units, U, V, X: a training aid
+    that every reader of the output ignores, as it reads only the first ``outputs``).
     """
     kind = model_cfg.get("type", "three_branch")
     if kind not in MODEL_TYPES:
@@ -212,11 +214,16 @@ def build_model(
     elif model_cfg.get("fusion", "late") == "stack":  # one stack, the planes as channels
         x = _branch(layers.Concatenate(name="planes")(planes), "stack", model_cfg)
     else:
-        x = layers.Concatenate(name="planes")(
-            [_branch(plane, p, model_cfg) for p, plane in zip(PLANES, planes, strict=True)]
-        )
+        branches = [_branch(plane, p, model_cfg) for p, plane in zip(PLANES, planes, strict=True)]
+        x = layers.Concatenate(name="planes")(branches)
     for i in range(model_cfg["dense_layers"]):
         x = layers.Dense(model_cfg["dense_units"], activation="relu", name=f"dense{i}")(x)
         x = layers.Dropout(model_cfg["dropout"], name=f"dropout{i}")(x)
-    direction = layers.Dense(outputs, dtype="float32", name="direction")(x)
-    return keras.Model(images, direction, name=kind)
+    output = layers.Dense(outputs, dtype="float32", name="direction")(x)
+    if model_cfg.get("plane_supervision"):  # each branch's own 2-D direction, appended
+        heads = [
+            layers.Dense(2, dtype="float32", name=f"{p}_projection")(branch)
+            for p, branch in zip(PLANES, branches, strict=True)
+        ]
+        output = layers.Concatenate(dtype="float32", name="outputs")([output, *heads])
+    return keras.Model(images, output, name=kind)

@@ -142,7 +142,7 @@ def _compiled_model(config: dict[str, Any], steps_per_epoch: int) -> keras.Model
             perf.get("lr_reference_batch"),
             total_steps=config["max_epochs"] * steps_per_epoch,
         ),
-        loss=get_loss(config["loss"]),
+        loss=get_loss(config["loss"], config["model"].get("plane_supervision", 0.0)),
         metrics=angular_metrics(),
         jit_compile=perf.get("jit_compile", "auto"),
         steps_per_execution=perf.get("steps_per_execution", 1),
@@ -196,6 +196,12 @@ def train(
         require_gpu()
     with state.locked(state_dir):
         data = open_dataset(dataset_dir, columns=SPLIT_COLUMNS)
+        orientation = data.manifest.get("flip_convention", "consistent")
+        if config["model"].get("plane_supervision") and orientation != "consistent":
+            raise ValueError(
+                f"model.plane_supervision: the planes' directions assume the consistent"
+                f" orientation, but {dataset_dir} was rendered in the {orientation!r} one"
+            )
         if state.claim(state_dir, state.identity(config, data.manifest.get("dataset_hash"))):
             log.info("reusing the finished run in %s", state_dir)
             return _publish(state_dir, out_dir)

@@ -101,6 +101,10 @@ class Run:
         if "conv_layers" not in model:
             return "?"
         size = f"{model['conv_layers']}L×{model['filters']}F"
+        if model.get("crop"):  # what each branch sees and learns from, where it is not all
+            size += " on {}×{}".format(*model["crop"])
+        if model.get("plane_supervision"):
+            size += ", plane-supervised"
         # the predecessor's family keeps its bare name; the resnet family says so
         return size if model.get("type", "three_branch") == "three_branch" else f"ResNet {size}"
 
