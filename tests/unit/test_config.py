@@ -150,7 +150,7 @@ def test_v21_is_v20_with_a_wider_dense_head(config: dict[str, Any]) -> None:
     assert v21["model"]["dense_units"] == 8 * v20["model"]["dense_units"]
 
 
-def test_v22_crops_and_pools_v21_v23_adds_kappa_v24_plane_supervision(config: dict[str, Any]) -> None:
+def test_v22_crops_v21_v23_adds_kappa_v24_supervises_planes(config: dict[str, Any]) -> None:
     v21, v22, v23 = (edconfig.resolve_version(config, v) for v in ("v21", "v22", "v23"))
     assert {k for k in v22 if v22[k] != v21[k]} == {"name", "description", "seed", "model"}
     changed = {k: v22["model"][k] for k in v22["model"] if v22["model"][k] != v21["model"][k]}
