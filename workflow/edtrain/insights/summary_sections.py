@@ -193,8 +193,9 @@ def uncertainty_section(r: Report) -> list[str]:
         "a cone around "
         "the predicted direction that should hold 68 % (90 %) of the test electrons. Far fewer "
         "inside means overconfident, far more underconfident. The network's κ is multiplied by "
-        "one factor per version (κ scale), fitted on its validation samples so that their 68 % "
-        "cones hold 68 % of them (docs/metrics.md).",
+        "a factor per cluster energy (κ scale: its range; one number for versions scored with "
+        "a single factor), fitted on the version's validation samples so that their 68 % cones "
+        "hold 68 % of them at every energy (docs/metrics.md).",
         "",
         *markdown_table(header, rows),
         "",
