@@ -174,11 +174,9 @@ def plane_loss(y_true, planes):
     track along a plane's wires is a dot there, whose direction the plane cannot say."""
     target = plane_projections(y_true)
     pred = ops.reshape(ops.cast(planes, "float32"), ops.shape(target))
-    length = ops.sqrt(ops.sum(ops.square(target), axis=-1) + _EPS_SQUARED)
-    t, p = target / length[..., None], _unit(pred)
-    cross = t[..., 0] * p[..., 1] - t[..., 1] * p[..., 0]
-    theta = ops.arctan2(ops.sqrt(ops.square(cross) + _EPS_CROSS), ops.sum(t * p, axis=-1))
-    return ops.mean(length * theta, axis=-1)
+    flat = ops.zeros_like(target[..., :1])  # 2-D vectors as 3-D ones in a plane, for `angle`
+    theta = angle(ops.concatenate([target, flat], -1), ops.concatenate([pred, flat], -1))
+    return ops.mean(ops.norm(target, axis=-1) * theta, axis=-1)
 
 
 def get_loss(name: str, plane_weight: float = 0.0) -> LossFn:

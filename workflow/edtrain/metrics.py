@@ -209,12 +209,11 @@ class KappaCalibration:
             np.asarray(a, dtype=np.float64) for a in (errors_deg, kappa, energy_mev)
         )
         usable = np.isfinite(errors_deg) & np.isfinite(kappa) & (energy_mev > 0)
-        bins = int(np.clip(usable.sum() // CALIBRATION_MIN_BIN, 1, CALIBRATION_BINS))
         if not usable.any():
-            return cls(np.ones(1), np.full(1, np.nan))
-        order = np.argsort(energy_mev[usable], kind="stable")
-        parts = np.array_split(order, bins)
+            return cls.constant(np.nan)
         e, err, k = energy_mev[usable], errors_deg[usable], kappa[usable]
+        bins = int(np.clip(e.size // CALIBRATION_MIN_BIN, 1, CALIBRATION_BINS))
+        parts = np.array_split(np.argsort(e, kind="stable"), bins)
         return cls(
             np.array([np.median(e[i]) for i in parts]),
             np.array([kappa_scale(err[i], k[i]) for i in parts]),

@@ -197,6 +197,9 @@ def build_model(
     kind = model_cfg.get("type", "three_branch")
     if kind not in MODEL_TYPES:
         raise ValueError(f"unknown model type {kind!r}; valid: {', '.join(MODEL_TYPES)}")
+    late = kind == "three_branch" and model_cfg.get("fusion", "late") == "late"
+    if model_cfg.get("plane_supervision") and not late:
+        raise ValueError("plane_supervision needs a branch per plane: three_branch, fusion late")
     images = keras.Input(IMAGE_SHAPE, name="images")
     x = AdcNormalization(
         input_cfg.get("normalization", "none"), input_cfg.get("scale", 1.0), name="normalize"
