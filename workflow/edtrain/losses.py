@@ -78,6 +78,18 @@ def hybrid_loss(y_true, y_pred):
     return theta + (1.0 - ops.cos(theta))
 
 
+@keras.saving.register_keras_serializable(package="edtrain")
+def angular_axial_loss(y_true, y_pred):
+    """θ + min(θ, π − θ): the angle plus the angle between the two axes.
+
+    For a head–tail-ambiguous electron (sense p against 1 − p) the expected θ changes with the
+    axis only as (2p − 1): near p = ½ the angular loss leaves the axis untaught. The axial term
+    pulls the axis onto the track whichever sense the network picks; θ still decides the sense.
+    """
+    theta = angle(y_true, y_pred)
+    return theta + ops.minimum(theta, math.pi - theta)
+
+
 _LOG_4PI = 2.5310242469692907
 # The vMF concentration is a floor + softplus(the output's fourth component), the floor per
 # loss. `vmf`: the direction's gradient is κ sin θ, so a κ free to reach 0 lets a network that
@@ -144,6 +156,7 @@ LOSSES: dict[str, LossFn] = {
     "angular": angular_loss,
     "focal_angular": focal_angular_loss,
     "hybrid": hybrid_loss,
+    "angular_axial": angular_axial_loss,
     "vmf": vmf_loss,
     "angular_vmf": angular_vmf_loss,
 }

@@ -162,6 +162,7 @@ LOSS_LABELS = {
     "angular": "θ [rad]",
     "focal_angular": "(θ/π)²·θ [rad]",
     "hybrid": "θ [rad] + 1 − cos θ",
+    "angular_axial": "θ + min(θ, π − θ) [rad]",
     "vmf": "vMF −log-likelihood [nats]",
     "angular_vmf": "θ [rad] + κ's vMF −log-likelihood [nats]",
 }

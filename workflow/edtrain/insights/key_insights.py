@@ -15,7 +15,7 @@ from edtrain.insights.report import Report, falls_with_data, searches_not_run
 from edtrain.insights.runs import samples_label
 
 # Losses built on arccos of the cosine: the ones whose naive gradient diverges at |cos| = 1.
-ARCCOS_LOSSES = {"angular", "focal_angular", "hybrid"}
+ARCCOS_LOSSES = {"angular", "focal_angular", "hybrid", "angular_axial"}
 
 
 def architecture_section(r: Report) -> list[str]:
