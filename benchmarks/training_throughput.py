@@ -49,10 +49,12 @@ MODELS = {
     "v21": {"conv_layers": 4, "filters": 64, "dense_units": 2048},
     "v22": V22,
     "v24": {**V22, "plane_supervision": 0.3},  # a 2-D head per branch, its term in the loss
+    "v25": {**V22, "plane_supervision": 0.3},  # v24's network with the angular_axial loss
     "4Lx16F": {"conv_layers": 4, "filters": 16, "dense_units": 64},
     "resnet4x16": {"type": "resnet", "conv_layers": 4, "filters": 16, "dense_units": 64},
     "tiny": {"conv_layers": 2, "filters": 4, "dense_units": 16},
 }
+LOSSES = {"v25": "angular_axial"}  # the others train on the angular loss
 PREDECESSOR = PREDECESSOR_FIXED["model"]  # the layers v7–v13 had whatever their config said
 
 
@@ -127,7 +129,9 @@ def measure(
         model = build_model(model_cfg, {"normalization": "none"})
         model.compile(
             optimizer=keras.optimizers.Adam(1e-3),
-            loss=get_loss("angular", model_cfg.get("plane_supervision", 0.0)),
+            loss=get_loss(
+                LOSSES.get(model_name, "angular"), model_cfg.get("plane_supervision", 0.0)
+            ),
             jit_compile=jit_compile,
             steps_per_execution=steps_per_execution,
         )

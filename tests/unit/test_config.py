@@ -150,7 +150,9 @@ def test_v21_is_v20_with_a_wider_dense_head(config: dict[str, Any]) -> None:
     assert v21["model"]["dense_units"] == 8 * v20["model"]["dense_units"]
 
 
-def test_v22_crops_v21_v23_adds_kappa_v24_supervises_planes(config: dict[str, Any]) -> None:
+def test_v22_crops_v21_v23_adds_kappa_v24_supervises_planes_v25_learns_axes(
+    config: dict[str, Any],
+) -> None:
     v21, v22, v23 = (edconfig.resolve_version(config, v) for v in ("v21", "v22", "v23"))
     assert {k for k in v22 if v22[k] != v21[k]} == {"name", "description", "seed", "model"}
     changed = {k: v22["model"][k] for k in v22["model"] if v22["model"][k] != v21["model"][k]}
@@ -160,6 +162,19 @@ def test_v22_crops_v21_v23_adds_kappa_v24_supervises_planes(config: dict[str, An
     v24 = edconfig.resolve_version(config, "v24")
     assert {k for k in v24 if v24[k] != v22[k]} == {"name", "description", "seed", "model"}
     assert v24["model"] == {**v22["model"], "plane_supervision": 0.3}
+    v25 = edconfig.resolve_version(config, "v25")
+    assert {k for k in v25 if v25[k] != v24[k]} == {
+        "name",
+        "description",
+        "seed",
+        "loss",
+        "optimizer",
+    }
+    assert v25["loss"] == "angular_axial"
+    assert v25["optimizer"] == {
+        **v24["optimizer"],
+        "learning_rate": v24["optimizer"]["learning_rate"] / 2,
+    }
     edconfig.check_models(config)
 
 
