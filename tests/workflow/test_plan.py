@@ -23,7 +23,8 @@ from edtrain.config import resolve_version
 from edtrain.dataset.discover import chunk_of
 
 REPO = Path(__file__).resolve().parents[2]
-ALL_VERSIONS = [f"v{i}" for i in range(7, 25)]
+# every version config.yaml declares: the plan must train each one
+ALL_VERSIONS = list(yaml.safe_load((REPO / "config" / "config.yaml").read_text())["versions"])
 DATA_RULES = {"simulate", "chunk", "assemble"}
 GPU_RULES = {"train", "hyperopt_trial"}
 VERSION_RULES = {"version_config", "train", "predict"}
