@@ -28,7 +28,7 @@ from edtrain.batch_stream import ImageBatches
 from edtrain.dataset.reader import Images
 from edtrain.device import data_parallel_scope, describe_device
 from edtrain.legacy import PREDECESSOR_FIXED
-from edtrain.losses import get_loss
+from edtrain.losses import get_loss, head, output_size
 from edtrain.model import IMAGE_SHAPE, build_model
 
 # v22: v21 on the central 64×16, time-only pools for the first two layers
@@ -50,11 +50,12 @@ MODELS = {
     "v22": V22,
     "v24": {**V22, "plane_supervision": 0.3},  # a 2-D head per branch, its term in the loss
     "v25": {**V22, "plane_supervision": 0.3},  # v24's network with the angular_axial loss
+    "v26": {**V22, "plane_supervision": 0.3},  # v24's network with an axis and a direction head
     "4Lx16F": {"conv_layers": 4, "filters": 16, "dense_units": 64},
     "resnet4x16": {"type": "resnet", "conv_layers": 4, "filters": 16, "dense_units": 64},
     "tiny": {"conv_layers": 2, "filters": 4, "dense_units": 16},
 }
-LOSSES = {"v25": "angular_axial"}  # the others train on the angular loss
+LOSSES = {"v25": "angular_axial", "v26": "axial_direction"}  # the others: the angular loss
 PREDECESSOR = PREDECESSOR_FIXED["model"]  # the layers v7–v13 had whatever their config said
 
 
@@ -126,12 +127,11 @@ def measure(
     keras.utils.set_random_seed(0)
     with data_parallel_scope(devices):
         model_cfg = {**PREDECESSOR, **MODELS[model_name]}
-        model = build_model(model_cfg, {"normalization": "none"})
+        loss = LOSSES.get(model_name, "angular")
+        model = build_model(model_cfg, {"normalization": "none"}, output_size(loss), head(loss))
         model.compile(
             optimizer=keras.optimizers.Adam(1e-3),
-            loss=get_loss(
-                LOSSES.get(model_name, "angular"), model_cfg.get("plane_supervision", 0.0)
-            ),
+            loss=get_loss(loss, model_cfg.get("plane_supervision", 0.0)),
             jit_compile=jit_compile,
             steps_per_execution=steps_per_execution,
         )

@@ -150,7 +150,7 @@ def test_v21_is_v20_with_a_wider_dense_head(config: dict[str, Any]) -> None:
     assert v21["model"]["dense_units"] == 8 * v20["model"]["dense_units"]
 
 
-def test_v22_crops_v21_v23_adds_kappa_v24_supervises_planes_v25_learns_axes(
+def test_v22_crops_v21_v23_adds_kappa_v24_supervises_planes_v25_v26_learn_axes(
     config: dict[str, Any],
 ) -> None:
     v21, v22, v23 = (edconfig.resolve_version(config, v) for v in ("v21", "v22", "v23"))
@@ -175,6 +175,9 @@ def test_v22_crops_v21_v23_adds_kappa_v24_supervises_planes_v25_learns_axes(
         **v24["optimizer"],
         "learning_rate": v24["optimizer"]["learning_rate"] / 2,
     }
+    v26 = edconfig.resolve_version(config, "v26")
+    assert {k for k in v26 if v26[k] != v25[k]} == {"name", "description", "seed", "loss"}
+    assert v26["loss"] == "axial_direction"
     edconfig.check_models(config)
 
 
@@ -256,7 +259,7 @@ def test_scaling_never_shrinks_below_a_trainable_size(config: dict[str, Any]) ->
 
 
 def test_run_versions_selects_and_checks(config: dict[str, Any]) -> None:
-    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 26)]
+    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 27)]
     assert edconfig.run_versions({**config, "run_versions": ["v12", "v7"]}) == ["v12", "v7"]
     with pytest.raises(edconfig.ConfigError, match="v99"):
         edconfig.run_versions({**config, "run_versions": ["v99"]})
@@ -405,7 +408,7 @@ def test_write_resolved_round_trips(config: dict[str, Any], tmp_path: Path) -> N
 
 def test_all_versions_come_in_natural_order_whatever_the_layering(config: dict[str, Any]) -> None:
     layered = {**config, "versions": {"v13": {}, "v11": {}, **config["versions"]}}
-    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 26)]
+    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 27)]
 
 
 @pytest.mark.parametrize("window", [(30, 10), (10, 10)])

@@ -21,7 +21,10 @@ from edtrain.losses import (
     plane_loss,
     plane_projections,
     predicts_kappa,
+    predicts_sense,
+    sense_probability,
 )
+from edtrain.model import AxisByDirection, SensedAxis
 
 RNG = np.random.default_rng(3)
 TRUE = RNG.normal(size=(64, 3)).astype(np.float32)
@@ -73,6 +76,11 @@ def test_loss_and_gradient_are_finite(name: str, case: str) -> None:
     if predicts_kappa(name):  # its output carries κ too: at the floor, mid-range, huge
         floor = KAPPA_FLOORS[name]
         pred = vmf_output(pred, {"zero": floor + 1e-6, "huge": 1e4}.get(case, 7.0), floor)
+    if predicts_sense(name):  # its output carries the head–tail logit: undecided, sure, huge
+        logit = {"zero": 0.0, "opposite": -30.0, "huge": 1e4}.get(case, 3.0)
+        pred = np.concatenate([pred, np.full((len(pred), 1), logit, np.float32)], axis=1)
+    if name == "axial_direction":  # the readout, the axis head's units, the direction head's
+        pred = np.concatenate([pred, pred, pred[:, ::-1]], axis=1)
     values, grad = value_and_grad(get_loss(name), TRUE, pred.copy())
     assert values.shape == (len(TRUE),)
     assert np.isfinite(values).all()
@@ -115,6 +123,61 @@ def test_angular_axial_teaches_the_axis_of_a_head_tail_ambiguous_electron() -> N
     assert [pair_mean("angular", d) for d in (10, 30, 60)] == pytest.approx([math.pi / 2] * 3)
     axial = [pair_mean("angular_axial", d) for d in (10, 30, 60)]
     assert axial == pytest.approx([math.pi / 2 + math.radians(d) for d in (10, 30, 60)])
+
+
+def test_axial_sense_scores_the_axis_and_the_sense_apart() -> None:
+    """Axis ±t with logit ±2 or 0, through SensedAxis: the axis term is 0 whichever sense
+    comes out, the cross-entropy is that of a classifier of whether the axis points along t
+    (−log σ(2) when the logit says so, −log σ(−2) when it says the opposite, log 2 at 0)."""
+    axis = TRUE[:6] * np.array([[1], [-1], [1], [-1], [1], [-1]], np.float32)
+    logits = np.array([[2.0], [2.0], [-2.0], [-2.0], [0.0], [0.0]], np.float32)
+    out = ops.convert_to_numpy(SensedAxis()(np.concatenate([axis, logits], axis=1)))
+    np.testing.assert_allclose(out[:, :3] * np.where(logits >= 0, 1, -1), axis)
+    right, wrong = math.log1p(math.exp(-2.0)), math.log1p(math.exp(2.0))
+    expected = [right, wrong, wrong, right, math.log(2.0), math.log(2.0)]
+    got = ops.convert_to_numpy(get_loss("axial_sense")(TRUE[:6], out))
+    np.testing.assert_allclose(got, expected, atol=2e-3)  # the axis term: ~1e-3 of smoothing
+    p = ops.convert_to_numpy(sense_probability(out))
+    np.testing.assert_allclose(p, [0.8808, 0.8808, 0.8808, 0.8808, 0.5, 0.5], atol=1e-4)
+
+
+def test_the_axis_heads_teach_the_axis_of_a_flipped_electron() -> None:
+    """A prediction 170° off (the axis 10° off, the sense flipped): angular_axial's two terms
+    cancel (θ + π − θ), so it leaves the axis where it is; axial_sense turns it towards the
+    track's axis and pushes the logit to flip the sense, axial_direction turns it too and
+    pulls its direction head towards the truth."""
+    a = math.radians(170.0)
+    truth = np.array([[0.0, 0.0, 1.0]], np.float32)
+    pred = np.array([[math.sin(a), 0.0, math.cos(a)]], np.float32)
+    _, axial_grad = value_and_grad(get_loss("angular_axial"), truth, pred.copy())
+    np.testing.assert_allclose(axial_grad, 0.0, atol=1e-4)
+    sensed = np.concatenate([pred, [[1.0]]], axis=1).astype(np.float32)
+    _, grad = value_and_grad(get_loss("axial_sense"), truth, sensed)
+    assert grad[0, 0] > 0.5  # descending −x pulls the axis onto −z, 10° away
+    assert grad[0, 3] > 0.5  # descending lowers the logit: the sense flips
+    two_heads = np.concatenate([pred, pred, pred], axis=1)
+    _, grad = value_and_grad(get_loss("axial_direction"), truth, two_heads)
+    assert grad[0, 3] > 0.5  # the axis turns onto −z
+    assert grad[0, 6] < -0.5  # the direction head turns round, through +x, towards +z
+    assert not grad[0, :3].any()  # the readout teaches nothing
+
+
+def test_axis_by_direction_reads_the_axis_in_the_directions_hemisphere() -> None:
+    """The readout is the unit axis turned towards the direction head plus ½ its unit
+    direction; the heads' own units follow unchanged, and the loss scores only those."""
+    axis = 2.0 * TRUE[:4] * np.array([[1], [-1], [1], [-1]], np.float32)
+    direction = TRUE[4:8] + 3.0 * TRUE[:4] * np.array([[1], [1], [-1], [-1]], np.float32)
+    heads = np.concatenate([axis, direction], axis=1)
+    out = ops.convert_to_numpy(AxisByDirection(blend=0.5)(heads))
+    unit_direction = direction / np.linalg.norm(direction, axis=1, keepdims=True)
+    turned = TRUE[:4] * np.array([[1], [1], [-1], [-1]], np.float32)
+    np.testing.assert_allclose(out[:, :3], turned + 0.5 * unit_direction, atol=1e-6)
+    np.testing.assert_array_equal(out[:, 3:], heads)
+    loss = get_loss("axial_direction")
+    moved = out.copy()
+    moved[:, :3] = -moved[:, :3]
+    np.testing.assert_array_equal(ops.convert_to_numpy(loss(TRUE[:4], moved)),
+                                  ops.convert_to_numpy(loss(TRUE[:4], out)))  # fmt: skip
 
 
 def vmf_output(
@@ -180,7 +243,7 @@ def test_angle_matches_the_metrics_definition() -> None:
 
 
 def test_unknown_loss_lists_the_valid_names() -> None:
-    valid = "cosine, angular, focal_angular, hybrid, angular_axial, vmf"
+    valid = "cosine, angular, focal_angular, hybrid, angular_axial, axial_sense, axial_direction"
     with pytest.raises(ValueError, match=valid):
         get_loss("cosine_similarity")
 

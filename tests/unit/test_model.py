@@ -142,13 +142,15 @@ def test_resnet_shapes_and_size(fusion: str, flat: int, millions: float) -> None
 
 @pytest.mark.parametrize("backend", ["tensorflow", "jax"])
 def test_resnet_trains_and_resumes_on_each_backend(backend: str, tmp_path) -> None:
-    """With log1p, the x-rotation augmentation and the cosine schedule; the resumed run ends
-    where an uninterrupted one would (same history), the learning rate decays to ~0."""
+    """With log1p, the x-rotation augmentation, the cosine schedule and the axis-and-sense
+    output (axial_sense); the resumed run ends where an uninterrupted one would (same
+    history), the learning rate decays to ~0."""
     pytest.importorskip(backend)
     dataset = make_dataset(tmp_path / "ds", n=200)
     config = tiny_config(
         max_epochs=3,
         model=RESNET,
+        loss="axial_sense",
         input={"normalization": "log1p", "scale": 1.0, "frame": "face", "augment": "x_rotation"},
         optimizer={"type": "adamw", "learning_rate": 3e-3, "clipnorm": 1.0, "weight_decay": 1e-4,
                    "schedule": "cosine"},
@@ -168,4 +170,5 @@ def test_resnet_trains_and_resumes_on_each_backend(backend: str, tmp_path) -> No
     rates = history["learning_rate"].to_numpy()  # the cosine: 3e-3 · (1 + cos(π e/3)) / 2
     np.testing.assert_allclose(rates, 1.5e-3 * (1 + np.cos(np.pi * np.arange(1, 4) / 3)), atol=1e-7)
     model = keras.saving.load_model(tmp_path / "resumed" / "out" / "model.keras", compile=False)
-    assert model.name == "resnet"
+    assert model.name == "resnet" and model.output_shape == (None, 4)
+    assert model.get_layer("sensed_axis")

@@ -226,3 +226,24 @@ def test_a_vmf_version_saves_and_checks_its_kappa(predicted, tmp_path, status, l
     expected = metrics.uncertainty(errors, calibrated, saved["energy_mev"])
     assert block["cover_68"] == pytest.approx(expected["cover_68"])
     assert block["q68_deg_top50"] == pytest.approx(expected["q68_deg_top50"])
+
+
+def test_an_axis_and_sense_version_saves_its_sense_probability(predicted, tmp_path) -> None:
+    """The saved direction is the axis turned to its logit's sign, with σ(|logit|) beside it."""
+    dataset, _, ok = predicted
+    config = {**json.loads(ok.config.read_text()), "loss": "axial_sense"}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    model = build_model(config["model"], config["input"], output_size("axial_sense"), "sensed_axis")
+    model.save(tmp_path / "model.keras")
+    (tmp_path / "training.json").write_text(json.dumps({"status": "ok"}))
+    args = argparse.Namespace(**{**vars(ok), "config": tmp_path / "config.json",
+                                 "model": tmp_path / "model.keras"})  # fmt: skip
+    args.out_predictions, args.out_metrics = tmp_path / "p.npz", tmp_path / "m.json"
+    assert predict.main(args) == 0
+    saved = np.load(args.out_predictions)
+    table = pd.read_parquet(dataset / "samples.parquet")
+    split = select_version(table["key_hash"], table["rank"], 50, 0.3)
+    raw = model.predict(open_images(dataset)[split.test], verbose=0)
+    np.testing.assert_allclose(saved["test_predictions"], raw[:, :3], rtol=1e-5, atol=1e-6)
+    expected = 1 / (1 + np.exp(-np.abs(raw[:, 3])))
+    np.testing.assert_allclose(saved["sense_probability"], expected, rtol=1e-6)

@@ -104,14 +104,31 @@ KAPPA_FLOORS = {"vmf": 1.0, "angular_vmf": 0.05}
 KAPPA_FLOOR = KAPPA_FLOORS["vmf"]
 
 
+# losses whose network's output passes a head layer (model.HEADS), and the units it puts out
+HEADS = {"axial_sense": ("sensed_axis", 4), "axial_direction": ("axis_by_direction", 9)}
+
+
 def predicts_kappa(loss: str) -> bool:
     """Whether a loss's network also outputs a concentration κ."""
     return loss in KAPPA_FLOORS
 
 
+def predicts_sense(loss: str) -> bool:
+    """Whether a loss's network also outputs a head–tail logit (model.SensedAxis)."""
+    return head(loss) == "sensed_axis"
+
+
 def output_size(loss: str) -> int:
-    """Units of the network's output for a loss: the direction, and with κ its fourth."""
+    """Units of the network's output for a loss: the direction, and with κ its fourth, or
+    those of its head (``HEADS``)."""
+    if loss in HEADS:
+        return HEADS[loss][1]
     return 4 if predicts_kappa(loss) else 3
+
+
+def head(loss: str) -> str | None:
+    """The head layer (model.HEADS) a loss's network ends with, if any."""
+    return HEADS[loss][0] if loss in HEADS else None
 
 
 def log_sinhc(kappa):
@@ -151,12 +168,48 @@ def angular_vmf_loss(y_true, y_pred):
     return angle(y_true, y_pred) + _vmf_nll(concentration(y_pred, "angular_vmf"), cos)
 
 
+def sense_probability(y_pred):
+    """For an axis-and-sense output, the probability that the direction's sense is right:
+    σ(|s|), from ½ (a coin toss) to 1."""
+    return ops.sigmoid(ops.abs(ops.cast(y_pred[..., 3], "float32")))
+
+
+@keras.saving.register_keras_serializable(package="edtrain")
+def axial_sense_loss(y_true, y_pred):
+    """min(θ, π − θ) for the axis, plus the binary cross-entropy of a head–tail logit s.
+
+    The output's direction is an axis a turned to the sign of s (model.SensedAxis), so the
+    axis angle is a's and s is a classifier of whether a points along the truth; its
+    target, a·t > 0, is read back as (d·t > 0) = (s ≥ 0). Unlike θ + min(θ, π − θ), whose
+    two terms cancel on a head–tail flip, a flipped electron still teaches the axis, and the
+    sense is learned as a probability for every electron."""
+    theta = angle(y_true, y_pred)
+    logit = ops.cast(y_pred[..., 3], "float32")
+    along = ops.cast((cosine(y_true, y_pred) > 0) == (logit >= 0), "float32")
+    cross_entropy = ops.softplus(logit) - ops.stop_gradient(along) * logit
+    return ops.minimum(theta, math.pi - theta) + cross_entropy
+
+
+@keras.saving.register_keras_serializable(package="edtrain")
+def axial_direction_loss(y_true, y_pred):
+    """min(θ, π − θ) for an axis and θ for a direction, two heads of one network.
+
+    The output's units 4–6 are the axis head's, 7–9 the direction head's, and its direction
+    is read from both (model.AxisByDirection): the axis is learned by the axial angle alone,
+    so a head–tail flip still teaches it (where θ + min(θ, π − θ) cancels), and the sense by
+    the angle as the angular loss teaches it."""
+    theta = angle(y_true, y_pred[..., 3:6])
+    return ops.minimum(theta, math.pi - theta) + angle(y_true, y_pred[..., 6:9])
+
+
 LOSSES: dict[str, LossFn] = {
     "cosine": cosine_loss,
     "angular": angular_loss,
     "focal_angular": focal_angular_loss,
     "hybrid": hybrid_loss,
     "angular_axial": angular_axial_loss,
+    "axial_sense": axial_sense_loss,
+    "axial_direction": axial_direction_loss,
     "vmf": vmf_loss,
     "angular_vmf": angular_vmf_loss,
 }

@@ -72,6 +72,50 @@ class PlaneSlice(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="edtrain")
+class SensedAxis(layers.Layer):
+    """(axis, s) → (the axis turned to the sign of s, s): the direction of an axis-and-sense
+    output, so every reader of the first three units gets a direction (losses.axial_sense_loss
+    trains the axis and s separately; no gradient passes through the sign)."""
+
+    INPUTS = 4
+
+    def call(self, x):
+        sign = ops.where(x[..., 3:] >= 0, 1.0, -1.0)
+        return ops.concatenate([x[..., :3] * ops.cast(sign, x.dtype), x[..., 3:]], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="edtrain")
+class AxisByDirection(layers.Layer):
+    """(axis, direction) → (their readout, axis, direction): an axis head and a direction head
+    (losses.axial_direction_loss) read as one direction, the unit axis turned into the
+    direction's hemisphere plus ``blend`` × the unit direction. Where the two heads agree
+    that is the axis; where they part, the direction head breaks the tie (``blend`` chosen on
+    validation samples, docs/training.md "Losses")."""
+
+    INPUTS = 6
+
+    def __init__(self, blend: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.blend = float(blend)
+
+    def call(self, x):
+        axis, direction = _unit(x[..., :3]), _unit(x[..., 3:6])
+        sign = ops.where(ops.sum(axis * direction, axis=-1, keepdims=True) >= 0, 1.0, -1.0)
+        readout = axis * ops.cast(sign, x.dtype) + self.blend * direction
+        return ops.concatenate([readout, x[..., :6]], axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "blend": self.blend}
+
+
+def _unit(v):
+    return v / ops.sqrt(ops.sum(ops.square(v), axis=-1, keepdims=True) + 1e-12)
+
+
+HEADS = {"sensed_axis": SensedAxis, "axis_by_direction": AxisByDirection}
+
+
+@keras.saving.register_keras_serializable(package="edtrain")
 class GlobalBatchNormalization(layers.BatchNormalization):
     """BatchNormalization over the global batch, also under a TensorFlow distribution strategy.
 
@@ -184,13 +228,14 @@ def _resnet(planes: list, cfg: dict[str, Any]):
 
 
 def build_model(
-    model_cfg: dict[str, Any], input_cfg: dict[str, Any], outputs: int = 3
+    model_cfg: dict[str, Any], input_cfg: dict[str, Any], outputs: int = 3, head: str | None = None
 ) -> keras.Model:
     """The network of the resolved config's ``model`` and ``input`` blocks.
 
     The output is an unnormalized direction 3-vector in float32 (also under mixed precision,
-    so the losses see full-precision directions), plus for ``outputs`` = 4 the vmf loss's
-    concentration component (``losses.output_size``); with ``plane_supervision`` each
+    so the losses see full-precision directions), plus for ``outputs`` = 4 the κ losses'
+    concentration component; a ``head`` (``HEADS``, ``losses.head``) turns the units before it
+    into a direction, followed by what the loss reads; with ``plane_supervision`` each
     plane's 2-D direction follows (``losses.PLANE_OUTPUTS`` units, U, V, X: a training aid
     that every reader of the output ignores, as it reads only the first ``outputs``).
     """
@@ -222,7 +267,10 @@ def build_model(
     for i in range(model_cfg["dense_layers"]):
         x = layers.Dense(model_cfg["dense_units"], activation="relu", name=f"dense{i}")(x)
         x = layers.Dropout(model_cfg["dropout"], name=f"dropout{i}")(x)
-    output = layers.Dense(outputs, dtype="float32", name="direction")(x)
+    units = HEADS[head].INPUTS if head else outputs
+    output = layers.Dense(units, dtype="float32", name="direction")(x)
+    if head:
+        output = HEADS[head](dtype="float32", name=head)(output)
     if model_cfg.get("plane_supervision"):  # each branch's own 2-D direction, appended
         heads = [
             layers.Dense(2, dtype="float32", name=f"{p}_projection")(branch)

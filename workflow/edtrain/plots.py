@@ -163,6 +163,8 @@ LOSS_LABELS = {
     "focal_angular": "(θ/π)²·θ [rad]",
     "hybrid": "θ [rad] + 1 − cos θ",
     "angular_axial": "θ + min(θ, π − θ) [rad]",
+    "axial_sense": "min(θ, π − θ) [rad] + head–tail cross-entropy [nats]",
+    "axial_direction": "axis min(θ, π − θ) + direction θ [rad]",
     "vmf": "vMF −log-likelihood [nats]",
     "angular_vmf": "θ [rad] + κ's vMF −log-likelihood [nats]",
 }

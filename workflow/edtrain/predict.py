@@ -26,7 +26,13 @@ from edtrain import metrics
 from edtrain.batch_stream import ImageBatches, open_dataset
 from edtrain.dataset.reader import MANIFEST
 from edtrain.frame import reflect
-from edtrain.losses import concentration, output_size, predicts_kappa
+from edtrain.losses import (
+    concentration,
+    output_size,
+    predicts_kappa,
+    predicts_sense,
+    sense_probability,
+)
 from edtrain.splits import select_version
 from edtrain.version_files import RECORD
 
@@ -117,7 +123,8 @@ def predict_test_set(
     trained with a κ-predicting ``loss`` (``losses.predicts_kappa``) also gets ``kappa``, the
     concentrations (``losses.concentration``) calibrated on its validation samples
     per cluster energy (``calibrated_kappa``), with ``kappa_raw`` and the calibration
-    (``kappa_scale`` at ``kappa_scale_energy_mev``).
+    (``kappa_scale`` at ``kappa_scale_energy_mev``). One trained with a head–tail output
+    (``losses.predicts_sense``) gets ``sense_probability``: how likely its sense is right.
     """
     data = open_dataset(dataset_dir, columns=TABLE_COLUMNS)
     table = data.samples
@@ -129,7 +136,7 @@ def predict_test_set(
     predicted = _run(network, data, rows, output_size(loss))
     test = table.iloc[rows]
     drift_side = test["drift_side"].to_numpy(np.int8)
-    kappa = {}
+    uncertainty: dict[str, np.ndarray] = {}
     if predicts_kappa(loss):
         val = selection.val[:CALIBRATION_SAMPLES]
         val_raw = _run(network, data, val, 4)
@@ -137,9 +144,15 @@ def predict_test_set(
         val_pred = reflect(val_raw[:, :3], val_side, frame)
         val_errors = metrics.angular_error_deg(val_pred, data.labels[val])
         energy = table["energy_mev"].to_numpy(np.float64)
-        kappa = calibrated_kappa(predicted, val_raw, val_errors, energy[rows], energy[val], loss)
+        uncertainty = calibrated_kappa(
+            predicted, val_raw, val_errors, energy[rows], energy[val], loss
+        )
+    if predicts_sense(loss):
+        uncertainty["sense_probability"] = np.asarray(
+            keras.ops.convert_to_numpy(sense_probability(predicted)), np.float32
+        )
     return {
-        **kappa,
+        **uncertainty,
         "test_predictions": reflect(predicted[:, :3], drift_side, frame),
         "test_true": data.labels[rows],
         "key_hash": test["key_hash"].to_numpy(np.uint64),

@@ -45,7 +45,7 @@ from edtrain.device import (
 from edtrain.epoch_metrics import angular_metrics
 from edtrain.exit_status import NO_GPU, STATE_BUSY
 from edtrain.frame import reflect
-from edtrain.losses import get_loss, output_size
+from edtrain.losses import get_loss, head, output_size
 from edtrain.model import build_model
 from edtrain.provenance import provenance
 from edtrain.splits import select_version
@@ -134,7 +134,8 @@ def build_optimizer(
 
 def _compiled_model(config: dict[str, Any], steps_per_epoch: int) -> keras.Model:
     perf = config.get("performance", {})
-    model = build_model(config["model"], config.get("input", {}), output_size(config["loss"]))
+    loss = config["loss"]
+    model = build_model(config["model"], config.get("input", {}), output_size(loss), head(loss))
     model.compile(
         optimizer=build_optimizer(
             config["optimizer"],
@@ -142,7 +143,7 @@ def _compiled_model(config: dict[str, Any], steps_per_epoch: int) -> keras.Model
             perf.get("lr_reference_batch"),
             total_steps=config["max_epochs"] * steps_per_epoch,
         ),
-        loss=get_loss(config["loss"], config["model"].get("plane_supervision", 0.0)),
+        loss=get_loss(loss, config["model"].get("plane_supervision", 0.0)),
         metrics=angular_metrics(),
         jit_compile=perf.get("jit_compile", "auto"),
         steps_per_execution=perf.get("steps_per_execution", 1),

@@ -40,7 +40,7 @@ def pointing_section(r: Report) -> list[str]:
         return [*lines, "No version saved predictions: no pointing estimate."]
     weighted = any(p.weighted_q68_deg is not None for p in r.pointing.values())
     header = ["Version", "Measured against", "Events", "Toys", "68 % burst error (turned)"]
-    header += [*(["κ-weighted (maximum likelihood)"] if weighted else []), "Floor (perfect e⁻)"]
+    header += [*(["Weighted (κ or head–tail)"] if weighted else []), "Floor (perfect e⁻)"]
     header += ["Detector frame", "Floor (detector frame)", "Pile-up"]
     rows = []
     for name, p in r.pointing.items():
@@ -64,9 +64,11 @@ def pointing_section(r: Report) -> list[str]:
     lines += markdown_table(header, rows)
     if weighted:
         lines.append(
-            "\nκ-weighted: the same bursts pointed by maximum likelihood, each electron weighted "
+            "\nWeighted: the same bursts pointed by maximum likelihood, each electron weighted "
             "by its predicted concentration κ folded with the ES kinematic spread at its energy "
-            "(1/κ′ = 1/κ + 1/κ_ES, κ_ES from the test set's own truth); versions without κ: —."
+            "(1/κ′ = 1/κ + 1/κ_ES, κ_ES from the test set's own truth), or for a version that "
+            "predicts the probability p that its sense is right, each electron as its expected "
+            "direction (2p − 1 times the predicted one); versions with neither: —."
         )
     if any(p.events < p.burst_size for p in r.pointing.values()):
         lines.append(

@@ -15,7 +15,14 @@ from edtrain.insights.report import Report, falls_with_data, searches_not_run
 from edtrain.insights.runs import samples_label
 
 # Losses built on arccos of the cosine: the ones whose naive gradient diverges at |cos| = 1.
-ARCCOS_LOSSES = {"angular", "focal_angular", "hybrid", "angular_axial"}
+ARCCOS_LOSSES = {
+    "angular",
+    "focal_angular",
+    "hybrid",
+    "angular_axial",
+    "axial_sense",
+    "axial_direction",
+}
 
 
 def architecture_section(r: Report) -> list[str]:

@@ -20,7 +20,9 @@ that does not point at all.
 Where the version predicts a concentration κ per event (vmf, angular_vmf), the same toys are
 also pointed by maximum likelihood: each electron's direction is von Mises–Fisher distributed
 about the burst direction with its κ folded with the ES kinematic spread at its energy, and the
-likelihood of vMF terms peaks at the κ-weighted sum of the directions.
+likelihood of vMF terms peaks at the κ-weighted sum of the directions. Where it predicts the
+probability p that each direction's sense is right (axial_sense), each electron counts as its
+expected direction, (2p − 1) times the predicted one: a coin toss adds nothing.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ class Pointing:
     q68_sigma_deg: float
     floor_q68_deg: float  # the same toys with perfect electron directions
     floor_sigma_deg: float
-    weighted_q68_deg: float | None = None  # the same toys, κ-weighted (maximum likelihood)
+    weighted_q68_deg: float | None = None  # the same toys, weighted by κ or the sense
     weighted_sigma_deg: float | None = None
     # bursts along the six detector axes, not turned in azimuth (None: too few events near them)
     fixed_q68_deg: float | None = None
@@ -206,11 +208,12 @@ def burst_pointing(
     predictions: dict[str, np.ndarray], burst_size: int, toys: int, seed: int
 ) -> Pointing:
     """Pointing of `toys` bursts of `burst_size` events, and the perfect-direction floor, all
-    on the same bursts; with a κ per event also its maximum-likelihood pointing."""
+    on the same bursts; with a κ per event also its maximum-likelihood pointing, with a sense
+    probability per event the sum of the expected directions."""
     pred = np.asarray(predictions["test_predictions"], dtype=np.float64)
     true = np.asarray(predictions["test_true"], dtype=np.float64)
     nu = np.asarray(predictions.get("nu_dir", np.full_like(true, np.nan)), dtype=np.float64)
-    kappa = predictions.get("kappa")
+    kappa, sense = predictions.get("kappa"), predictions.get("sense_probability")
     has_nu = np.isfinite(nu).all(axis=1) & (np.linalg.norm(np.nan_to_num(nu), axis=1) > 0)
     if has_nu.any():
         reference, keep, axis = "neutrino", has_nu, nu[has_nu]
@@ -231,10 +234,13 @@ def burst_pointing(
         pointing = dataclasses.replace(pointing, **dict(zip(names, fixed, strict=True)))
     ratio, pileup_axis = axis_pileup(pred, true)
     pointing = dataclasses.replace(pointing, pileup_ratio=ratio, pileup_axis=pileup_axis)
-    if kappa is None:
+    if kappa is None and sense is None:
         return pointing
-    weights = np.asarray(kappa, dtype=np.float64)[keep]
-    if reference == "neutrino":  # the ES spread adds to the network's: 1/κ' = 1/κ + 1/κ_ES
+    if kappa is None:
+        weights = 2.0 * np.asarray(sense, dtype=np.float64)[keep] - 1.0
+    else:
+        weights = np.asarray(kappa, dtype=np.float64)[keep]
+    if kappa is not None and reference == "neutrino":  # the ES spread adds: 1/κ' = 1/κ + 1/κ_ES
         energy = np.asarray(predictions["energy_mev"], dtype=np.float64)[keep]
         weights = 1.0 / (1.0 / weights + 1.0 / kinematic_kappa(true, axis, energy))
     weighted = burst_errors(frame_coordinates(pred, axis), bursts, weights)
