@@ -234,15 +234,15 @@ def burst_pointing(
         pointing = dataclasses.replace(pointing, **dict(zip(names, fixed, strict=True)))
     ratio, pileup_axis = axis_pileup(pred, true)
     pointing = dataclasses.replace(pointing, pileup_ratio=ratio, pileup_axis=pileup_axis)
-    if kappa is None and sense is None:
-        return pointing
-    if kappa is None:
+    if kappa is not None:
+        weights = np.asarray(kappa, dtype=np.float64)[keep]
+        if reference == "neutrino":  # the ES spread adds to the network's: 1/κ' = 1/κ + 1/κ_ES
+            energy = np.asarray(predictions["energy_mev"], dtype=np.float64)[keep]
+            weights = 1.0 / (1.0 / weights + 1.0 / kinematic_kappa(true, axis, energy))
+    elif sense is not None:  # each electron as its expected direction
         weights = 2.0 * np.asarray(sense, dtype=np.float64)[keep] - 1.0
     else:
-        weights = np.asarray(kappa, dtype=np.float64)[keep]
-    if kappa is not None and reference == "neutrino":  # the ES spread adds: 1/κ' = 1/κ + 1/κ_ES
-        energy = np.asarray(predictions["energy_mev"], dtype=np.float64)[keep]
-        weights = 1.0 / (1.0 / weights + 1.0 / kinematic_kappa(true, axis, energy))
+        return pointing
     weighted = burst_errors(frame_coordinates(pred, axis), bursts, weights)
     return dataclasses.replace(pointing, **dict(zip(
         ("weighted_q68_deg", "weighted_sigma_deg"), _q68_with_spread(weighted, rng), strict=True
