@@ -17,7 +17,7 @@ from tiny_dataset import tiny_config
 from edtrain.apply import predict_rows
 from edtrain.cli import main as cli
 from edtrain.formats import columns as col
-from edtrain.losses import KAPPA_FLOOR, output_size
+from edtrain.losses import KAPPA_FLOOR, head, output_size
 from edtrain.metrics import KappaCalibration, vmf_cone_deg
 from edtrain.model import build_model
 from edtrain.simulation.simulate import (
@@ -85,6 +85,22 @@ def test_every_matched_triplet_gets_a_direction(version, production, tmp_path, l
     true = table[["true_x", "true_y", "true_z"]].to_numpy(np.float64)
     cos = np.clip(np.sum(direction * true, axis=1), -1, 1)
     np.testing.assert_allclose(table["error_deg"], np.degrees(np.arccos(cos)), atol=1e-3)
+
+
+def test_a_head_tail_version_writes_its_sense_probability(production, tmp_path) -> None:
+    config = tiny_config(loss="axial_sense", input={"normalization": "scale", "scale": 100.0,
+                                                    "frame": "face"})  # fmt: skip
+    model = build_model(config["model"], config["input"], output_size("axial_sense"),
+                        head=head("axial_sense"))  # fmt: skip
+    model.save(tmp_path / "model.keras")
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "directions.parquet"
+    args = ["apply", "--model", str(tmp_path / "model.keras"), "--out", str(out)]
+    assert cli([*args, "--inputs", str(production / PLANE_IMAGES_DIR)]) == 0
+    table = pd.read_parquet(out)
+    assert "kappa" not in table and len(table) > 20
+    assert table["sense_probability"].between(0.5, 1.0).all()
+    assert table["sense_probability"].std() > 0  # one per cluster, not a constant
 
 
 def test_kappa_is_calibrated_at_each_cluster_energy() -> None:

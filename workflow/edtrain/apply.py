@@ -11,7 +11,8 @@ true direction it is written beside the prediction, with the angle between them.
 Directions are unit vectors in the detector frame whatever frame the version trained in
 (``edtrain.frame``). A vmf version also gets its concentration κ, calibrated per cluster
 energy as its metrics.json records (``kappa_scale``, docs/metrics.md), and the half-angle of
-its 68 % cone.
+its 68 % cone; a version with a head–tail output (``axial_sense``) gets ``sense_probability``,
+as in its predictions.npz.
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ def kappa_calibration(metrics_path: Path) -> KappaCalibration:
     return KappaCalibration.constant()
 
 
-def schema(with_kappa: bool) -> pa.Schema:
-    """The output's columns: sample keys, cluster energy, the prediction, then the truth."""
+def schema(with_kappa: bool, with_sense: bool = False) -> pa.Schema:
+    """The output's columns: sample keys, cluster energy, the prediction (with its
+    uncertainty), then the truth."""
     fields = [
         ("basename", pa.string()),
         ("source", pa.string()),
@@ -100,6 +102,7 @@ def schema(with_kappa: bool) -> pa.Schema:
         ("drift_side", pa.int8()),
         *((name, pa.float32()) for name in DIRECTION),
         *([("kappa", pa.float32()), ("cone68_deg", pa.float32())] if with_kappa else []),
+        *([("sense_probability", pa.float32())] if with_sense else []),
         *((name, pa.float32()) for name in TRUTH),
         ("error_deg", pa.float32()),
     ]
@@ -116,9 +119,12 @@ def predict_rows(
     loss: str = "vmf",
 ) -> dict[str, np.ndarray]:
     """The network's directions (unit, detector frame) and, with a ``calibration``, κ and
-    cones (the concentration as the version's ``loss`` defines it)."""
+    cones (the concentration as the version's ``loss`` defines it); for a ``loss`` with a
+    head–tail output, the probability that the sense is right."""
+    import keras
+
     from edtrain.frame import reflect
-    from edtrain.losses import concentration
+    from edtrain.losses import concentration, predicts_sense, sense_probability
     from edtrain.metrics import unit, vmf_cone_deg
 
     raw = network.predict(images, batch_size=BATCH, verbose=0)
@@ -127,6 +133,9 @@ def predict_rows(
     if calibration is not None:
         kappa = calibration(np.asarray(concentration(raw, loss)), energy_mev)
         out |= {"kappa": kappa.astype(np.float32), "cone68_deg": vmf_cone_deg(kappa, 0.68)}
+    if predicts_sense(loss):
+        probability = keras.ops.convert_to_numpy(sense_probability(raw))
+        out["sense_probability"] = probability.astype(np.float32)
     return out
 
 
@@ -155,6 +164,7 @@ def apply(
     import keras
 
     import edtrain.model  # noqa: F401  (registers edtrain's layers for load_model)
+    from edtrain.losses import predicts_sense
 
     network = keras.saving.load_model(model, compile=False)
     frame = config["input"]["frame"]
@@ -164,7 +174,8 @@ def apply(
         log.warning("skipped %s: %s", skip.path, skip.reason)
     partial = out.with_name(out.name + ".partial")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with pq.ParquetWriter(partial, schema(calibration is not None)) as writer:
+    columns = schema(calibration is not None, predicts_sense(config["loss"]))
+    with pq.ParquetWriter(partial, columns) as writer:
         for source in progress(sources, "apply"):
             try:
                 found = extract(source, cuts, convention, need_label=False)
