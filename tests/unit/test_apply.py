@@ -88,8 +88,9 @@ def test_every_matched_triplet_gets_a_direction(version, production, tmp_path, l
 
 
 def test_a_head_tail_version_writes_its_sense_probability(production, tmp_path) -> None:
-    config = tiny_config(loss="axial_sense", input={"normalization": "scale", "scale": 100.0,
-                                                    "frame": "face"})  # fmt: skip
+    """Read twice, as its test_augment says (edtrain.symmetrize)."""
+    read = {"normalization": "scale", "scale": 100.0, "frame": "face", "test_augment": "x_rotation"}
+    config = tiny_config(loss="axial_sense", input=read)
     model = build_model(config["model"], config["input"], output_size("axial_sense"),
                         head=head("axial_sense"))  # fmt: skip
     model.save(tmp_path / "model.keras")

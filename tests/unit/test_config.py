@@ -505,23 +505,36 @@ def test_plane_supervision_needs_a_branch_per_plane_and_the_face_frame(
         edconfig.check_models(bad)
 
 
+def test_test_augment_needs_an_axis_head(config) -> None:
+    rotated = {**config["versions"]["v26"]["input"], "test_augment": "x_rotation"}
+    good = _set(copy.deepcopy(config), "versions.v26.input", rotated)
+    edconfig.check_models(good)
+    bad = _set(copy.deepcopy(good), "versions.v26.loss", "angular")
+    with pytest.raises(edconfig.ConfigError, match=r"v26\.input\.test_augment: .* loss angular"):
+        edconfig.check_models(bad)
+
+
 def test_a_new_setting_at_its_neutral_value_retrains_nothing(config: dict[str, Any]) -> None:
-    """A config.json written before model.crop existed has the identity of one resolved
-    now with crop: null; setting a crop changes it."""
+    """A config.json written before a setting existed (model.crop, ...) has the identity of
+    one resolved now with the setting at its neutral value; any other value changes it."""
+    identity = edconfig.training_identity
     resolved = edconfig.resolve_version(config, "v14")
-    assert resolved["model"]["crop"] is None and resolved["model"]["pools"] is None
+    other_values = {
+        "model.crop": [64, 16],
+        "model.pools": [[2, 2]] * 4,
+        "model.plane_supervision": 0.5,
+        "input.test_augment": "x_rotation",
+    }
+    assert set(other_values) == set(edconfig.NEUTRAL_DEFAULTS)
     older = copy.deepcopy(resolved)
-    del older["model"]["crop"], older["model"]["pools"]
-    assert edconfig.training_identity(older) == edconfig.training_identity(resolved)
-    cropped = copy.deepcopy(resolved)
-    cropped["model"]["crop"] = [64, 16]
-    assert edconfig.training_identity(cropped) != edconfig.training_identity(resolved)
-    assert resolved["model"]["plane_supervision"] == 0.0
-    del older["model"]["plane_supervision"]
-    assert edconfig.training_identity(older) == edconfig.training_identity(resolved)
-    supervised = copy.deepcopy(resolved)
-    supervised["model"]["plane_supervision"] = 0.5
-    assert edconfig.training_identity(supervised) != edconfig.training_identity(resolved)
+    for key, value in other_values.items():
+        section, name = key.split(".")
+        assert resolved[section][name] == edconfig.NEUTRAL_DEFAULTS[key]
+        del older[section][name]
+        changed = copy.deepcopy(resolved)
+        changed[section][name] = value
+        assert identity(changed) != identity(resolved), key
+    assert identity(older) == identity(resolved)
 
 
 def test_a_version_may_not_be_named_like_a_rule(config: dict[str, Any]) -> None:

@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from tiny_dataset import make_dataset, tiny_config
+from tiny_dataset import clusters, make_dataset, tiny_config
 
-from edtrain import metrics, predict
+from edtrain import metrics, predict, symmetrize
 from edtrain.dataset.reader import open_images
-from edtrain.losses import KAPPA_FLOORS, output_size
+from edtrain.losses import KAPPA_FLOORS, head, output_size
 from edtrain.model import build_model
 from edtrain.splits import select_version
 
@@ -228,22 +228,46 @@ def test_a_vmf_version_saves_and_checks_its_kappa(predicted, tmp_path, status, l
     assert block["q68_deg_top50"] == pytest.approx(expected["q68_deg_top50"])
 
 
-def test_an_axis_and_sense_version_saves_its_sense_probability(predicted, tmp_path) -> None:
-    """The saved direction is the axis turned to its logit's sign, with σ(|logit|) beside it."""
-    dataset, _, ok = predicted
-    config = {**json.loads(ok.config.read_text()), "loss": "axial_sense"}
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    model = build_model(config["model"], config["input"], output_size("axial_sense"), "sensed_axis")
-    model.save(tmp_path / "model.keras")
-    (tmp_path / "training.json").write_text(json.dumps({"status": "ok"}))
-    args = argparse.Namespace(**{**vars(ok), "config": tmp_path / "config.json",
-                                 "model": tmp_path / "model.keras"})  # fmt: skip
-    args.out_predictions, args.out_metrics = tmp_path / "p.npz", tmp_path / "m.json"
+def _predict_version(predicted, folder, loss: str, dataset=None, **input_settings):
+    """predict.main on the tiny dataset (or ``dataset``, with its keys) for a fresh model
+    with ``loss``'s head; the model, what was saved and the test set's images."""
+    tiny, _, ok = predicted
+    dataset = dataset or tiny
+    config = json.loads(ok.config.read_text())
+    config |= {"loss": loss, "input": {**config["input"], **input_settings}}
+    (folder / "config.json").write_text(json.dumps(config))
+    model = build_model(config["model"], config["input"], output_size(loss), head(loss))
+    model.save(folder / "model.keras")
+    (folder / "training.json").write_text(json.dumps({"status": "ok"}))
+    args = argparse.Namespace(**{**vars(ok), "config": folder / "config.json",
+                                 "model": folder / "model.keras", "dataset": dataset})  # fmt: skip
+    args.out_predictions, args.out_metrics = folder / "p.npz", folder / "m.json"
     assert predict.main(args) == 0
-    saved = np.load(args.out_predictions)
     table = pd.read_parquet(dataset / "samples.parquet")
     split = select_version(table["key_hash"], table["rank"], 50, 0.3)
-    raw = model.predict(open_images(dataset)[split.test], verbose=0)
+    return model, np.load(args.out_predictions), open_images(dataset)[split.test]
+
+
+def test_an_axis_and_sense_version_saves_its_sense_probability(predicted, tmp_path) -> None:
+    """The saved direction is the axis turned to its logit's sign, with σ(|logit|) beside it."""
+    model, saved, images = _predict_version(predicted, tmp_path, "axial_sense")
+    raw = model.predict(images, verbose=0)
     np.testing.assert_allclose(saved["test_predictions"], raw[:, :3], rtol=1e-5, atol=1e-6)
     expected = 1 / (1 + np.exp(-np.abs(raw[:, 3])))
     np.testing.assert_allclose(saved["sense_probability"], expected, rtol=1e-6)
+
+
+def test_test_augment_saves_two_readings_combined(predicted, tmp_path) -> None:
+    """x_rotation: each test cluster read as it is and rotated (edtrain.symmetrize)."""
+    dataset = make_dataset(tmp_path / "ds", n=200)  # the tiny dataset's keys, its own images
+    parts = sorted((dataset / "images").glob("*.npy"))
+    images = clusters(np.random.default_rng(1), 200)
+    for part, rows in zip(parts, np.split(images.astype(np.float16), [100]), strict=True):
+        np.save(part, rows)
+    model, saved, test = _predict_version(
+        predicted, tmp_path, "axial_direction", dataset, test_augment="x_rotation"
+    )
+    combined = symmetrize.predict(model, [test], "axis_by_direction")[:, :3]
+    np.testing.assert_allclose(saved["test_predictions"], combined, rtol=1e-5, atol=1e-6)
+    once = model.predict(test, verbose=0)[:, :3]
+    assert np.abs(saved["test_predictions"] - once).max() > 1e-2

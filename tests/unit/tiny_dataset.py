@@ -111,3 +111,20 @@ def make_dataset(path: Path, n: int = 240, seed: int = 0, mirrored_faces: bool =
     }
     (path / "manifest.json").write_text(json.dumps(manifest))
     return path
+
+
+def clusters(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Random charge patches, a few rows by 2–6 columns per plane (one column looks the same
+    rotated: no reading can tell its y-z sense); one in four touches the image's first column
+    (a cluster that cannot be rotated)."""
+    images = np.zeros((n, 3, 128, 32), np.float32)
+    for i in range(n):
+        for plane in range(3):
+            rows, columns = rng.integers(3, 40), rng.integers(2, 7)
+            top, left = rng.integers(1, 128 - rows), rng.integers(1, 32 - columns)
+            if i % 4 == 0:
+                left = 0
+            images[i, plane, top : top + rows, left : left + columns] = rng.uniform(
+                0, 300, (rows, columns)
+            )
+    return images

@@ -12,7 +12,7 @@ Directions are unit vectors in the detector frame whatever frame the version tra
 (``edtrain.frame``). A vmf version also gets its concentration κ, calibrated per cluster
 energy as its metrics.json records (``kappa_scale``, docs/metrics.md), and the half-angle of
 its 68 % cone; a version with a head–tail output (``axial_sense``) gets ``sense_probability``,
-as in its predictions.npz.
+as in its predictions.npz. A version's ``input.test_augment`` applies here as in its predictions.
 """
 
 from __future__ import annotations
@@ -117,17 +117,24 @@ def predict_rows(
     energy_mev: np.ndarray,
     calibration: KappaCalibration | None,
     loss: str = "vmf",
+    test_augment: str = "none",
 ) -> dict[str, np.ndarray]:
     """The network's directions (unit, detector frame) and, with a ``calibration``, κ and
     cones (the concentration as the version's ``loss`` defines it); for a ``loss`` with a
-    head–tail output, the probability that the sense is right."""
+    head–tail output, the probability that the sense is right. With ``test_augment``
+    x_rotation each cluster is also read rotated (``edtrain.symmetrize``)."""
     import keras
 
+    from edtrain import symmetrize
     from edtrain.frame import reflect
-    from edtrain.losses import concentration, predicts_sense, sense_probability
+    from edtrain.losses import concentration, head, predicts_sense, sense_probability
     from edtrain.metrics import unit, vmf_cone_deg
 
-    raw = network.predict(images, batch_size=BATCH, verbose=0)
+    if test_augment == "x_rotation":
+        batches = (images[i : i + BATCH] for i in range(0, len(images), BATCH))
+        raw = symmetrize.predict(network, batches, head(loss))
+    else:
+        raw = network.predict(images, batch_size=BATCH, verbose=0)
     direction = unit(reflect(raw[:, :3].astype(np.float64), drift_side, frame))
     out = dict(zip(DIRECTION, direction.T.astype(np.float32), strict=True))
     if calibration is not None:
@@ -197,6 +204,7 @@ def apply(
                 x[:, col.CLUSTER_ENERGY],
                 calibration,
                 config["loss"],
+                config["input"].get("test_augment", "none"),
             )
             direction = np.stack([predicted[name] for name in DIRECTION], axis=1)
             rows = {

@@ -62,7 +62,11 @@ NEUTRAL_DEFAULTS = {
     "model.crop": None,
     "model.pools": None,
     "model.plane_supervision": 0.0,
+    "input.test_augment": "none",
 }
+# Losses whose network ends with an axis head (losses.HEADS), the outputs test-time
+# augmentation can combine (edtrain.symmetrize): named here, as config stays free of Keras.
+AXIS_HEAD_LOSSES = ("axial_direction", "axial_sense")
 
 
 class ConfigError(ValueError):
@@ -357,6 +361,7 @@ def check_models(config: Mapping[str, Any]) -> None:
             raise ConfigError(_too_deep(f"versions.{name}.model.conv_layers", layers))
         _check_pools(f"versions.{name}.model", resolved["model"], resolved["hyperopt"])
         _check_plane_supervision(f"versions.{name}", resolved)
+        _check_test_augment(f"versions.{name}", resolved)
         space = resolved["hyperopt"].get("space", {}).get("model.conv_layers", {})
         searched = [*space.get("choices", []), *space.get("int", [])]
         deepest = max((v for v in searched if isinstance(v, int | float)), default=0)
@@ -408,6 +413,17 @@ def _check_plane_supervision(key: str, resolved: Mapping[str, Any]) -> None:
         raise ConfigError(
             f"{key}.model.plane_supervision: the planes' directions are defined in the face"
             f" frame; set {key}.input.frame to face"
+        )
+
+
+def _check_test_augment(key: str, resolved: Mapping[str, Any]) -> None:
+    """Two readings of a cluster combine only where the output has an axis: two directions
+    a head–tail flip apart average to one pointing sideways."""
+    if resolved["input"]["test_augment"] != "none" and resolved["loss"] not in AXIS_HEAD_LOSSES:
+        raise ConfigError(
+            f"{key}.input.test_augment: combines the readings of an axis head, which loss"
+            f" {resolved['loss']} has not; use a loss among {', '.join(AXIS_HEAD_LOSSES)}"
+            " or test_augment none"
         )
 
 

@@ -22,12 +22,13 @@ import pandas as pd
 # Importing these registers the custom layers, losses and metrics a model.keras names.
 import edtrain.epoch_metrics
 import edtrain.model  # noqa: F401
-from edtrain import metrics
+from edtrain import metrics, symmetrize
 from edtrain.batch_stream import ImageBatches, open_dataset
 from edtrain.dataset.reader import MANIFEST
 from edtrain.frame import reflect
 from edtrain.losses import (
     concentration,
+    head,
     output_size,
     predicts_kappa,
     predicts_sense,
@@ -90,6 +91,7 @@ def main(args: argparse.Namespace) -> int:
         frame=config["input"]["frame"],
         trained=record["status"] != "failed",
         loss=config["loss"],
+        test_augment=config["input"].get("test_augment", "none"),
     )
     if args.truth:
         predictions["oracle_dir"] = oracle_directions(
@@ -113,6 +115,7 @@ def predict_test_set(
     frame: str = "detector",
     trained: bool = True,
     loss: str = "angular",
+    test_augment: str = "none",
 ) -> dict[str, np.ndarray]:
     """The predictions.npz arrays: predictions, truth and sample keys of the common test set.
 
@@ -125,6 +128,7 @@ def predict_test_set(
     per cluster energy (``calibrated_kappa``), with ``kappa_raw`` and the calibration
     (``kappa_scale`` at ``kappa_scale_energy_mev``). One trained with a head–tail output
     (``losses.predicts_sense``) gets ``sense_probability``: how likely its sense is right.
+    With ``test_augment`` x_rotation each cluster is also read rotated (``edtrain.symmetrize``).
     """
     data = open_dataset(dataset_dir, columns=TABLE_COLUMNS)
     table = data.samples
@@ -133,7 +137,7 @@ def predict_test_set(
     )
     network = keras.saving.load_model(model_path, compile=False) if trained else None
     rows = selection.test
-    predicted = _run(network, data, rows, output_size(loss))
+    predicted = _run(network, data, rows, output_size(loss), test_augment, head(loss))
     test = table.iloc[rows]
     drift_side = test["drift_side"].to_numpy(np.int8)
     uncertainty: dict[str, np.ndarray] = {}
@@ -166,13 +170,24 @@ def predict_test_set(
     }
 
 
-def _run(network: keras.Model | None, data: Any, rows: np.ndarray, outputs: int) -> np.ndarray:
-    """The network's raw outputs on these rows (NaN without a network: training failed)."""
+def _run(
+    network: keras.Model | None,
+    data: Any,
+    rows: np.ndarray,
+    outputs: int,
+    test_augment: str = "none",
+    head_layer: str | None = None,
+) -> np.ndarray:
+    """The network's raw outputs on these rows (NaN without a network: training failed),
+    with ``test_augment`` x_rotation combined with those on the rotated clusters."""
     if network is None:
         return np.full((len(rows), outputs), np.nan)
     if not len(rows):
         return np.zeros((0, outputs))
-    return network.predict(ImageBatches(data.images, rows, None, PREDICTION_BATCH), verbose=0)
+    batches = ImageBatches(data.images, rows, None, PREDICTION_BATCH)
+    if test_augment == "x_rotation":
+        return symmetrize.predict(network, (batch for (batch,) in batches), head_layer)
+    return network.predict(batches, verbose=0)
 
 
 def calibrated_kappa(
