@@ -171,6 +171,7 @@ def score(workdir: Path, dataset: Path, truth: Path, config: dict[str, Any]) -> 
         out / "model.keras",
         frame=config["input"]["frame"],
         loss=config["loss"],
+        test_augment=config["input"]["test_augment"],
     )
     predictions["oracle_dir"] = predict.oracle_directions(
         truth, predictions["basename"], predictions["event"], predictions["match_id"]

@@ -150,7 +150,7 @@ def test_v21_is_v20_with_a_wider_dense_head(config: dict[str, Any]) -> None:
     assert v21["model"]["dense_units"] == 8 * v20["model"]["dense_units"]
 
 
-def test_v22_crops_v21_v23_adds_kappa_v24_supervises_planes_v25_v26_learn_axes(
+def test_v22_crops_v21_v23_adds_kappa_v24_supervises_planes_v25_v26_learn_axes_v27_reads_twice(
     config: dict[str, Any],
 ) -> None:
     v21, v22, v23 = (edconfig.resolve_version(config, v) for v in ("v21", "v22", "v23"))
@@ -178,6 +178,9 @@ def test_v22_crops_v21_v23_adds_kappa_v24_supervises_planes_v25_v26_learn_axes(
     v26 = edconfig.resolve_version(config, "v26")
     assert {k for k in v26 if v26[k] != v25[k]} == {"name", "description", "seed", "loss"}
     assert v26["loss"] == "axial_direction"
+    v27 = edconfig.resolve_version(config, "v27")
+    assert {k for k in v27 if v27[k] != v26[k]} == {"name", "description", "seed", "input"}
+    assert v27["input"] == {**v26["input"], "test_augment": "x_rotation"}
     edconfig.check_models(config)
 
 
@@ -259,7 +262,7 @@ def test_scaling_never_shrinks_below_a_trainable_size(config: dict[str, Any]) ->
 
 
 def test_run_versions_selects_and_checks(config: dict[str, Any]) -> None:
-    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 27)]
+    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 28)]
     assert edconfig.run_versions({**config, "run_versions": ["v12", "v7"]}) == ["v12", "v7"]
     with pytest.raises(edconfig.ConfigError, match="v99"):
         edconfig.run_versions({**config, "run_versions": ["v99"]})
@@ -408,7 +411,7 @@ def test_write_resolved_round_trips(config: dict[str, Any], tmp_path: Path) -> N
 
 def test_all_versions_come_in_natural_order_whatever_the_layering(config: dict[str, Any]) -> None:
     layered = {**config, "versions": {"v13": {}, "v11": {}, **config["versions"]}}
-    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 27)]
+    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 28)]
 
 
 @pytest.mark.parametrize("window", [(30, 10), (10, 10)])
@@ -516,7 +519,8 @@ def test_test_augment_needs_an_axis_head(config) -> None:
 
 def test_a_new_setting_at_its_neutral_value_retrains_nothing(config: dict[str, Any]) -> None:
     """A config.json written before a setting existed (model.crop, ...) has the identity of
-    one resolved now with the setting at its neutral value; any other value changes it."""
+    one resolved now with the setting at its neutral value (and reads as it); any other value
+    changes it."""
     identity = edconfig.training_identity
     resolved = edconfig.resolve_version(config, "v14")
     other_values = {
@@ -535,6 +539,7 @@ def test_a_new_setting_at_its_neutral_value_retrains_nothing(config: dict[str, A
         changed[section][name] = value
         assert identity(changed) != identity(resolved), key
     assert identity(older) == identity(resolved)
+    assert edconfig.with_neutral_defaults(older) == resolved  # how the insights read it
 
 
 def test_a_version_may_not_be_named_like_a_rule(config: dict[str, Any]) -> None:

@@ -289,6 +289,18 @@ def is_neutral(key: str, value: Any) -> bool:
     return key in NEUTRAL_DEFAULTS and value == NEUTRAL_DEFAULTS[key]
 
 
+def with_neutral_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a config.json with the settings added after it was written at their neutral
+    value (where their section exists), so it compares with newer ones setting by setting."""
+    filled = copy.deepcopy(dict(config))
+    for key, value in NEUTRAL_DEFAULTS.items():
+        section, name = key.rsplit(".", 1)
+        node = _lookup(filled, section)
+        if isinstance(node, dict):
+            node.setdefault(name, value)
+    return filled
+
+
 def _lookup(tree: Mapping[str, Any], dotted: str) -> Any:
     """The value at a dotted key, or ``...`` where the path does not exist."""
     node: Any = tree

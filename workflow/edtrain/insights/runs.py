@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from edtrain.config import with_neutral_defaults
 from edtrain.metrics import KappaCalibration, angular_error_deg, oracle_comparison, uncertainty
 from edtrain.version_files import CONFIG, HISTORY, METRICS, PREDICTIONS, RECORD
 
@@ -149,7 +150,7 @@ def load_run(results_dir: Path, name: str, unfinished: bool = False) -> Run:
     version (its jobs failed or did not run) keeps only its config: the rest is not its."""
     folder = Path(results_dir) / name
     run = Run(name=name)
-    run.config = _read_json(folder / CONFIG, run)
+    run.config = with_neutral_defaults(_read_json(folder / CONFIG, run))
     run.training = _read_json(folder / RECORD, run)
     run.metrics = _read_json(folder / METRICS, run)
     legacy = folder / "legacy.json"
