@@ -179,15 +179,8 @@ def test_v22_crops_v21_v23_adds_kappa_v24_supervises_planes_v25_v26_learn_axes_v
     assert {k for k in v26 if v26[k] != v25[k]} == {"name", "description", "seed", "loss"}
     assert v26["loss"] == "axial_direction"
     v27 = edconfig.resolve_version(config, "v27")
-    assert {k for k in v27 if v27[k] != v26[k]} == {
-        "name",
-        "description",
-        "seed",
-        "input",
-        "optimizer",
-    }
+    assert {k for k in v27 if v27[k] != v26[k]} == {"name", "description", "seed", "input"}
     assert v27["input"] == {**v26["input"], "test_augment": "x_rotation"}
-    assert v27["optimizer"] == {**v26["optimizer"], "weight_decay": 0.05}
     edconfig.check_models(config)
 
 
