@@ -86,6 +86,7 @@ def test_versions_are_the_predecessors(config: dict[str, Any], name: str) -> Non
         "dense_units": 256,
         "dropout": 0.3,
         "plane_supervision": 0.0,
+        "shared_induction": False,
     }
     assert v["input"]["normalization"] == "none" and v["input"]["augment"] == "none"
     assert v["hyperopt"]["enabled"] is hyperopt
@@ -150,7 +151,7 @@ def test_v21_is_v20_with_a_wider_dense_head(config: dict[str, Any]) -> None:
     assert v21["model"]["dense_units"] == 8 * v20["model"]["dense_units"]
 
 
-def test_v22_crops_v21_v23_adds_kappa_v24_supervises_planes_v25_v26_learn_axes_v27_reads_twice(
+def test_v22_to_v28_each_add_one_change(
     config: dict[str, Any],
 ) -> None:
     v21, v22, v23 = (edconfig.resolve_version(config, v) for v in ("v21", "v22", "v23"))
@@ -181,6 +182,9 @@ def test_v22_crops_v21_v23_adds_kappa_v24_supervises_planes_v25_v26_learn_axes_v
     v27 = edconfig.resolve_version(config, "v27")
     assert {k for k in v27 if v27[k] != v26[k]} == {"name", "description", "seed", "input"}
     assert v27["input"] == {**v26["input"], "test_augment": "x_rotation"}
+    v28 = edconfig.resolve_version(config, "v28")
+    assert {k for k in v28 if v28[k] != v27[k]} == {"name", "description", "seed", "model"}
+    assert v28["model"] == {**v27["model"], "shared_induction": True}
     edconfig.check_models(config)
 
 
@@ -262,7 +266,7 @@ def test_scaling_never_shrinks_below_a_trainable_size(config: dict[str, Any]) ->
 
 
 def test_run_versions_selects_and_checks(config: dict[str, Any]) -> None:
-    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 28)]
+    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 29)]
     assert edconfig.run_versions({**config, "run_versions": ["v12", "v7"]}) == ["v12", "v7"]
     with pytest.raises(edconfig.ConfigError, match="v99"):
         edconfig.run_versions({**config, "run_versions": ["v99"]})
@@ -411,7 +415,7 @@ def test_write_resolved_round_trips(config: dict[str, Any], tmp_path: Path) -> N
 
 def test_all_versions_come_in_natural_order_whatever_the_layering(config: dict[str, Any]) -> None:
     layered = {**config, "versions": {"v13": {}, "v11": {}, **config["versions"]}}
-    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 28)]
+    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 29)]
 
 
 @pytest.mark.parametrize("window", [(30, 10), (10, 10)])
@@ -489,20 +493,25 @@ def test_pools_must_fit_the_layers_and_the_image(config, model, hyperopt, messag
         edconfig.check_models(bad)
 
 
+PLANES_SUPERVISED = {"plane_supervision": 0.5}
+SHARED = {"shared_induction": True}
+
+
 @pytest.mark.parametrize(
-    ("model", "frame", "message"),
+    ("setting", "model", "frame", "message"),
     [
-        ({"type": "resnet"}, "face", r"v15\.model\.plane_supervision: needs a branch per plane"),
-        ({"fusion": "stack"}, "face", "not type three_branch with fusion stack"),
-        ({}, "detector", r"defined in the face frame; set versions\.v15\.input\.frame"),
+        (PLANES_SUPERVISED, {"type": "resnet"}, "face", r"v15\.model\.plane_supervision: needs a"),
+        (PLANES_SUPERVISED, {"fusion": "stack"}, "face", "not type three_branch with fusion stack"),
+        (PLANES_SUPERVISED, {}, "detector", r"in the face frame; set versions\.v15\.input\.frame"),
+        (SHARED, {"type": "resnet"}, "face", r"v15\.model\.shared_induction: needs a branch per"),
     ],
 )
-def test_plane_supervision_needs_a_branch_per_plane_and_the_face_frame(
-    config, model, frame, message
+def test_plane_branches_need_a_branch_per_plane_and_the_face_frame(
+    config, setting, model, frame, message
 ) -> None:
-    good = _set(copy.deepcopy(config), "versions.v15.model", {"plane_supervision": 0.5})
+    good = _set(copy.deepcopy(config), "versions.v15.model", setting)
     edconfig.check_models(good)
-    bad = _set(good, "versions.v15.model", {"plane_supervision": 0.5, **model})
+    bad = _set(good, "versions.v15.model", {**setting, **model})
     bad["versions"]["v15"]["input"] = {**bad["versions"]["v15"].get("input", {}), "frame": frame}
     with pytest.raises(edconfig.ConfigError, match=message):
         edconfig.check_models(bad)
@@ -527,6 +536,7 @@ def test_a_new_setting_at_its_neutral_value_retrains_nothing(config: dict[str, A
         "model.crop": [64, 16],
         "model.pools": [[2, 2]] * 4,
         "model.plane_supervision": 0.5,
+        "model.shared_induction": True,
         "input.test_augment": "x_rotation",
     }
     assert set(other_values) == set(edconfig.NEUTRAL_DEFAULTS)

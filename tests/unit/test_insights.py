@@ -409,13 +409,21 @@ def test_the_scaling_fit_pools_one_architecture_loss_and_frame_only(out) -> None
 
 
 def test_the_architecture_names_what_changes_the_network() -> None:
-    """A crop and plane supervision are other architectures (they never join another's
-    scaling fit); the predecessor's keeps its bare name, the resnet family says so."""
+    """A crop, plane supervision and a shared induction branch are other architectures (they
+    never join another's scaling fit); the predecessor's keeps its bare name, the resnet
+    family says so."""
     model = {"conv_layers": 4, "filters": 64}
     cropped = {**model, "crop": [64, 16], "plane_supervision": 0.5}
+    neutral = {**model, "crop": None, "plane_supervision": 0.0, "shared_induction": False}
     names = [
         Run("a", config={"model": m}).architecture
-        for m in (model, {**model, "crop": None, "plane_supervision": 0.0}, cropped,
+        for m in (model, neutral, cropped, {**cropped, "shared_induction": True},
                   {**model, "type": "resnet"})
     ]  # fmt: skip
-    assert names == ["4L×64F", "4L×64F", "4L×64F on 64×16, plane-supervised", "ResNet 4L×64F"]
+    assert names == [
+        "4L×64F",
+        "4L×64F",
+        "4L×64F on 64×16, plane-supervised",
+        "4L×64F on 64×16, plane-supervised, U and V shared",
+        "ResNet 4L×64F",
+    ]

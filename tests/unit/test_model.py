@@ -43,6 +43,37 @@ def test_stacked_planes_share_one_conv_stack() -> None:
         assert not np.allclose(model.predict(cut, verbose=0), model.predict(x, verbose=0))
 
 
+def test_shared_induction_reads_u_and_v_with_one_branch(tmp_path) -> None:
+    """One conv stack and one plane head for U and V, X its own: exchanging the U and V
+    images exchanges their features and their 2-D directions exactly, also after a save,
+    and the two planes are normalized as one batch (U's statistics depend on V's images)."""
+    cfg = {**PREDECESSOR, "conv_layers": 2, "filters": 4, "dense_units": 8}
+    cfg |= {"plane_supervision": 0.5, "shared_induction": True}
+    model = build_model(cfg, {})
+    names = {layer.name for layer in model.layers}
+    assert {"UV_conv0", "X_conv0", "UV_projection"} <= names
+    assert not names & {"U_conv0", "V_conv0", "U_projection"}
+    separate = build_model({**cfg, "shared_induction": False}, {})
+    assert separate.count_params() - model.count_params() == sum(
+        int(np.prod(w.shape))
+        for n in ("conv0", "conv1", "bn0", "bn1", "projection")
+        for w in separate.get_layer(f"V_{n}").weights
+    )
+    x = np.random.default_rng(2).gamma(1.0, 50.0, size=(3, 3, 128, 32)).astype(np.float32)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras", compile=False)
+    for network in (model, loaded):
+        out, swapped = (network.predict(a, verbose=0) for a in (x, x[:, [1, 0, 2]]))
+        np.testing.assert_allclose(swapped[:, 3:5], out[:, 5:7], atol=1e-5)
+        np.testing.assert_allclose(swapped[:, 5:7], out[:, 3:5], atol=1e-5)
+        np.testing.assert_allclose(swapped[:, 7:9], out[:, 7:9], atol=1e-5)
+    stacked = keras.Model(model.input, model.get_layer("UV_bn0").output)
+    other = x.copy()
+    other[:, 1] *= 3.0
+    train_u = [ops.convert_to_numpy(stacked(a, training=True))[:3] for a in (x, other)]
+    assert not np.allclose(*train_u)
+
+
 def test_crop_and_pools_shape_the_branches() -> None:
     """A crop of the centre, time-only pools first: the 64×16 centre pooled [2, 1] twice keeps
     all 16 columns for the second and third conv; pixels outside the crop change nothing."""

@@ -62,6 +62,7 @@ NEUTRAL_DEFAULTS = {
     "model.crop": None,
     "model.pools": None,
     "model.plane_supervision": 0.0,
+    "model.shared_induction": False,
     "input.test_augment": "none",
 }
 # Losses whose network ends with an axis head (losses.HEADS), the outputs test-time
@@ -372,7 +373,7 @@ def check_models(config: Mapping[str, Any]) -> None:
         if layers > MAX_CONV_LAYERS:
             raise ConfigError(_too_deep(f"versions.{name}.model.conv_layers", layers))
         _check_pools(f"versions.{name}.model", resolved["model"], resolved["hyperopt"])
-        _check_plane_supervision(f"versions.{name}", resolved)
+        _check_branches(f"versions.{name}", resolved)
         _check_test_augment(f"versions.{name}", resolved)
         space = resolved["hyperopt"].get("space", {}).get("model.conv_layers", {})
         searched = [*space.get("choices", []), *space.get("int", [])]
@@ -410,18 +411,18 @@ def _check_pools(key: str, model: Mapping[str, Any], hyperopt: Mapping[str, Any]
             )
 
 
-def _check_plane_supervision(key: str, resolved: Mapping[str, Any]) -> None:
-    """The planes' own directions need a branch per plane and labels in the face frame, the
-    frame their projections are written in (``losses.PLANE_COLUMN_AXES``)."""
+def _check_branches(key: str, resolved: Mapping[str, Any]) -> None:
+    """The planes' own directions and a shared induction branch need a branch per plane;
+    the planes' directions also labels in the face frame, the frame their projections are
+    written in (``losses.PLANE_COLUMN_AXES``)."""
     model = resolved["model"]
-    if not model["plane_supervision"]:
-        return
-    if model["type"] != "three_branch" or model["fusion"] != "late":
-        raise ConfigError(
-            f"{key}.model.plane_supervision: needs a branch per plane (type three_branch,"
-            f" fusion late), not type {model['type']} with fusion {model['fusion']}"
-        )
-    if resolved["input"]["frame"] != "face":
+    for setting in ("plane_supervision", "shared_induction"):
+        if model.get(setting) and (model["type"] != "three_branch" or model["fusion"] != "late"):
+            raise ConfigError(
+                f"{key}.model.{setting}: needs a branch per plane (type three_branch,"
+                f" fusion late), not type {model['type']} with fusion {model['fusion']}"
+            )
+    if model["plane_supervision"] and resolved["input"]["frame"] != "face":
         raise ConfigError(
             f"{key}.model.plane_supervision: the planes' directions are defined in the face"
             f" frame; set {key}.input.frame to face"

@@ -159,6 +159,65 @@ def _branch(x, name: str, cfg: dict[str, Any]):
     return layers.Flatten(name=f"{name}_flat")(x)
 
 
+@keras.saving.register_keras_serializable(package="edtrain")
+class BatchStack(layers.Layer):
+    """Two images of one batch stacked along the batch axis, so one branch (its batch
+    normalization included) reads both as one batch of twice the size."""
+
+    def call(self, inputs):
+        return ops.concatenate(inputs, axis=0)
+
+    def compute_output_shape(self, input_shapes):
+        return input_shapes[0]
+
+
+@keras.saving.register_keras_serializable(package="edtrain")
+class BatchHalf(layers.Layer):
+    """The first (``half`` 0) or second half of a ``BatchStack``'ed batch."""
+
+    def __init__(self, half: int, **kwargs):
+        super().__init__(**kwargs)
+        self.half = int(half)
+
+    def call(self, x):
+        n = ops.shape(x)[0] // 2
+        return x[:n] if self.half == 0 else x[n:]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "half": self.half}
+
+
+def _late_branches(planes: list, cfg: dict[str, Any]):
+    """Each plane's flattened branch output and, with ``plane_supervision``, the 2-D
+    direction read from it (U, V, X). With ``shared_induction`` U and V go through one
+    branch and one 2-D head, stacked as one batch: in the face frame the two induction
+    planes draw a track alike, mirrored in y (docs/training.md, "Model"), so the branch
+    learns one task from twice the images."""
+    names = list(PLANES)
+    if cfg.get("shared_induction"):
+        planes = [BatchStack(name="UV_stack")(planes[:2]), planes[2]]
+        names = ["UV", "X"]
+    branches = [_branch(plane, p, cfg) for p, plane in zip(names, planes, strict=True)]
+    heads = []
+    if cfg.get("plane_supervision"):
+        heads = [
+            layers.Dense(2, dtype="float32", name=f"{p}_projection")(branch)
+            for p, branch in zip(names, branches, strict=True)
+        ]
+    if cfg.get("shared_induction"):
+        branches = [*_unstack(branches[0], "features"), branches[1]]
+        heads = [*_unstack(heads[0], "plane_direction"), heads[1]] if heads else []
+    return branches, heads
+
+
+def _unstack(x, what: str) -> list:
+    """U's and V's halves of a stacked U-and-V tensor."""
+    return [BatchHalf(i, name=f"{p}_{what}")(x) for i, p in enumerate("UV")]
+
+
 def _conv_bn(x, filters: int, kernel, name: str, cfg: dict[str, Any], strides=1, relu=True):
     """Conv2D → BatchNorm (if ``batch_norm``; the conv then has no bias) → ReLU."""
     x = layers.Conv2D(
@@ -243,8 +302,9 @@ def build_model(
     if kind not in MODEL_TYPES:
         raise ValueError(f"unknown model type {kind!r}; valid: {', '.join(MODEL_TYPES)}")
     late = kind == "three_branch" and model_cfg.get("fusion", "late") == "late"
-    if model_cfg.get("plane_supervision") and not late:
-        raise ValueError("plane_supervision needs a branch per plane: three_branch, fusion late")
+    for key in ("plane_supervision", "shared_induction"):
+        if model_cfg.get(key) and not late:
+            raise ValueError(f"{key} needs a branch per plane: three_branch, fusion late")
     images = keras.Input(IMAGE_SHAPE, name="images")
     x = AdcNormalization(
         input_cfg.get("normalization", "none"), input_cfg.get("scale", 1.0), name="normalize"
@@ -262,7 +322,7 @@ def build_model(
     elif model_cfg.get("fusion", "late") == "stack":  # one stack, the planes as channels
         x = _branch(layers.Concatenate(name="planes")(planes), "stack", model_cfg)
     else:
-        branches = [_branch(plane, p, model_cfg) for p, plane in zip(PLANES, planes, strict=True)]
+        branches, plane_heads = _late_branches(planes, model_cfg)
         x = layers.Concatenate(name="planes")(branches)
     for i in range(model_cfg["dense_layers"]):
         x = layers.Dense(model_cfg["dense_units"], activation="relu", name=f"dense{i}")(x)
@@ -272,9 +332,5 @@ def build_model(
     if head:
         output = HEADS[head](dtype="float32", name=head)(output)
     if model_cfg.get("plane_supervision"):  # each branch's own 2-D direction, appended
-        heads = [
-            layers.Dense(2, dtype="float32", name=f"{p}_projection")(branch)
-            for p, branch in zip(PLANES, branches, strict=True)
-        ]
-        output = layers.Concatenate(dtype="float32", name="outputs")([output, *heads])
+        output = layers.Concatenate(dtype="float32", name="outputs")([output, *plane_heads])
     return keras.Model(images, output, name=kind)

@@ -106,6 +106,8 @@ class Run:
             size += " on {}×{}".format(*model["crop"])
         if model.get("plane_supervision"):
             size += ", plane-supervised"
+        if model.get("shared_induction"):
+            size += ", U and V shared"
         # the predecessor's family keeps its bare name; the resnet family says so
         return size if model.get("type", "three_branch") == "three_branch" else f"ResNet {size}"
 
