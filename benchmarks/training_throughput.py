@@ -51,11 +51,13 @@ MODELS = {
     "v24": {**V22, "plane_supervision": 0.3},  # a 2-D head per branch, its term in the loss
     "v25": {**V22, "plane_supervision": 0.3},  # v24's network with the angular_axial loss
     "v26": {**V22, "plane_supervision": 0.3},  # v24's network with an axis and a direction head
+    # v26's (and v27's) network, U and V through one branch
+    "v28": {**V22, "plane_supervision": 0.3, "shared_induction": True},
     "4Lx16F": {"conv_layers": 4, "filters": 16, "dense_units": 64},
     "resnet4x16": {"type": "resnet", "conv_layers": 4, "filters": 16, "dense_units": 64},
     "tiny": {"conv_layers": 2, "filters": 4, "dense_units": 16},
 }
-LOSSES = {"v25": "angular_axial", "v26": "axial_direction"}  # the others: the angular loss
+LOSSES = {"v25": "angular_axial", "v26": "axial_direction", "v28": "axial_direction"}  # the others: the angular loss
 PREDECESSOR = PREDECESSOR_FIXED["model"]  # the layers v7–v13 had whatever their config said
 
 
