@@ -194,8 +194,8 @@ def _late_branches(planes: list, cfg: dict[str, Any]):
     """Each plane's flattened branch output and, with ``plane_supervision``, the 2-D
     direction read from it (U, V, X). With ``shared_induction`` U and V go through one
     branch and one 2-D head, stacked as one batch: in the face frame the two induction
-    planes draw a track alike, mirrored in y (docs/training.md, "Model"), so the branch
-    learns one task from twice the images."""
+    planes draw a track alike, mirrored in y (docs/training.md, "One branch for both
+    induction planes"), so the branch learns one task from twice the images."""
     names = list(PLANES)
     if cfg.get("shared_induction"):
         planes = [BatchStack(name="UV_stack")(planes[:2]), planes[2]]
