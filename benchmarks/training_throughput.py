@@ -28,7 +28,7 @@ from edtrain.batch_stream import ImageBatches
 from edtrain.dataset.reader import Images
 from edtrain.device import data_parallel_scope, describe_device
 from edtrain.legacy import PREDECESSOR_FIXED
-from edtrain.losses import get_loss, head, output_size
+from edtrain.losses import axis_bins, get_loss, head, output_size
 from edtrain.model import IMAGE_SHAPE, build_model
 
 # v22: v21 on the central 64×16, time-only pools for the first two layers
@@ -57,7 +57,11 @@ MODELS = {
     "resnet4x16": {"type": "resnet", "conv_layers": 4, "filters": 16, "dense_units": 64},
     "tiny": {"conv_layers": 2, "filters": 4, "dense_units": 16},
 }
-LOSSES = {"v25": "angular_axial", "v26": "axial_direction", "v28": "axial_direction"}  # the others: the angular loss
+LOSSES = {
+    "v25": "angular_axial",
+    "v26": "axial_direction",
+    "v28": "axial_direction",
+}  # the others: the angular loss
 PREDECESSOR = PREDECESSOR_FIXED["model"]  # the layers v7–v13 had whatever their config said
 
 
@@ -130,7 +134,9 @@ def measure(
     with data_parallel_scope(devices):
         model_cfg = {**PREDECESSOR, **MODELS[model_name]}
         loss = LOSSES.get(model_name, "angular")
-        model = build_model(model_cfg, {"normalization": "none"}, output_size(loss), head(loss))
+        model = build_model(
+            model_cfg, {"normalization": "none"}, output_size(loss), head(loss), axis_bins(loss)
+        )
         model.compile(
             optimizer=keras.optimizers.Adam(1e-3),
             loss=get_loss(loss, model_cfg.get("plane_supervision", 0.0)),

@@ -66,7 +66,7 @@ class PoisonWeights(keras.callbacks.Callback):
             self.model.set_weights([np.full_like(w, np.nan) for w in self.model.get_weights()])
 
 
-@pytest.mark.parametrize("loss", ["angular", "vmf", "angular_vmf"])
+@pytest.mark.parametrize("loss", ["angular", "vmf", "angular_vmf", "axial_bins"])
 def test_training_writes_the_contract_outputs_and_learns(dataset, tmp_path, loss) -> None:
     config = tiny_config(max_epochs=5, loss=loss)
     assert run_main(dataset, config, tmp_path) == 0

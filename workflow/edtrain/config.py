@@ -67,7 +67,7 @@ NEUTRAL_DEFAULTS = {
 }
 # Losses whose network ends with an axis head (losses.HEADS), the outputs test-time
 # augmentation can combine (edtrain.symmetrize): named here, as config stays free of Keras.
-AXIS_HEAD_LOSSES = ("axial_direction", "axial_sense")
+AXIS_HEAD_LOSSES = ("axial_direction", "axial_sense", "axial_bins")
 
 
 class ConfigError(ValueError):

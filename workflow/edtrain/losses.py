@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable
 
 import keras
+import numpy as np
 from keras import ops
 
 from edtrain.detector import WIRE_ANGLE_DEG
@@ -104,8 +105,29 @@ KAPPA_FLOORS = {"vmf": 1.0, "angular_vmf": 0.05}
 KAPPA_FLOOR = KAPPA_FLOORS["vmf"]
 
 
+def hemisphere_axes(count: int) -> np.ndarray:
+    """``count`` unit axes spread evenly over the z > 0 hemisphere: the upper half of a
+    Fibonacci lattice of 2 × ``count`` points on the sphere (an axis and its opposite are
+    one bin)."""
+    i = np.arange(2 * count) + 0.5
+    z = 1.0 - i / count
+    phi = math.pi * (1.0 + math.sqrt(5.0)) * i
+    r = np.sqrt(1.0 - z * z)
+    axes = np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
+    return axes[z > 0].astype(np.float32)
+
+
+# ~9° apart; the target's width: exp(κ (cos² − 1)) ≈ exp(−κ θ²), σ ≈ 8° at κ = 25
+AXIS_BINS = hemisphere_axes(256)
+AXIS_BIN_KAPPA = 25.0
+
+
 # losses whose network's output passes a head layer (model.HEADS), and the units it puts out
-HEADS = {"axial_sense": ("sensed_axis", 4), "axial_direction": ("axis_by_direction", 9)}
+HEADS = {
+    "axial_sense": ("sensed_axis", 4),
+    "axial_direction": ("axis_by_direction", 9),
+    "axial_bins": ("axis_by_direction", 9 + len(AXIS_BINS)),
+}
 
 
 def predicts_kappa(loss: str) -> bool:
@@ -124,6 +146,11 @@ def output_size(loss: str) -> int:
     if loss in HEADS:
         return HEADS[loss][1]
     return 4 if predicts_kappa(loss) else 3
+
+
+def axis_bins(loss: str) -> int:
+    """How many axis bins a loss's network puts out (after its head's units), if any."""
+    return len(AXIS_BINS) if loss == "axial_bins" else 0
 
 
 def head(loss: str) -> str | None:
@@ -202,6 +229,23 @@ def axial_direction_loss(y_true, y_pred):
     return ops.minimum(theta, math.pi - theta) + angle(y_true, y_pred[..., 6:9])
 
 
+@keras.saving.register_keras_serializable(package="edtrain")
+def axial_bins_loss(y_true, y_pred):
+    """The cross-entropy of a distribution over axis bins (units 10 on, ``AXIS_BINS``)
+    against a Watson-shaped target around the true axis, plus θ for the direction head
+    (units 7–9), as in ``axial_direction_loss``.
+
+    A regressed axis lands between the readings of a cluster the network cannot decide on
+    (a short track along y against one along x or z); a distribution keeps them apart, and
+    the axis is read at its most probable bin (model.BinnedAxis)."""
+    t = _unit(ops.cast(y_true, "float32"))
+    logits = ops.cast(y_pred[..., 9 : 9 + len(AXIS_BINS)], "float32")
+    cos = ops.matmul(t, ops.transpose(ops.convert_to_tensor(AXIS_BINS)))
+    target = ops.softmax(AXIS_BIN_KAPPA * ops.square(cos), axis=-1)
+    cross_entropy = -ops.sum(target * ops.log_softmax(logits, axis=-1), axis=-1)
+    return cross_entropy + angle(y_true, y_pred[..., 6:9])
+
+
 LOSSES: dict[str, LossFn] = {
     "cosine": cosine_loss,
     "angular": angular_loss,
@@ -210,6 +254,7 @@ LOSSES: dict[str, LossFn] = {
     "angular_axial": angular_axial_loss,
     "axial_sense": axial_sense_loss,
     "axial_direction": axial_direction_loss,
+    "axial_bins": axial_bins_loss,
     "vmf": vmf_loss,
     "angular_vmf": angular_vmf_loss,
 }

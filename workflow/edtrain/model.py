@@ -14,13 +14,16 @@ or early (``fusion: stack``, the planes as channels of one stack).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 # registered with Keras on import, so that `import edtrain.model` is all a saved model needs
 import edtrain.epoch_metrics  # noqa: F401
+from edtrain.losses import hemisphere_axes
 
 PLANES = ("U", "V", "X")
 IMAGE_SHAPE = (len(PLANES), 128, 32)
@@ -110,6 +113,35 @@ class AxisByDirection(layers.Layer):
 
 def _unit(v):
     return v / ops.sqrt(ops.sum(ops.square(v), axis=-1, keepdims=True) + 1e-12)
+
+
+@keras.saving.register_keras_serializable(package="edtrain")
+class BinnedAxis(layers.Layer):
+    """(axis-bin logits, direction) → (axis, direction, logits): the axis read at the most
+    probable bin (losses.axial_bins_loss), refined by the probability-weighted mean of the bins
+    within 20° of it (turned onto its side), so the readout is finer than the ~9° bins."""
+
+    NEIGHBOURHOOD_COS = math.cos(math.radians(20.0))
+
+    def __init__(self, bins: int = 256, **kwargs):
+        super().__init__(**kwargs)
+        self.bins = int(bins)
+        self._axes = hemisphere_axes(self.bins)
+        cos = self._axes @ self._axes.T  # each row: the bins near one, turned to its side
+        self._near = ((np.abs(cos) > self.NEIGHBOURHOOD_COS) * np.sign(cos)).astype("float32")
+
+    def call(self, x):
+        logits, direction = x[..., : self.bins], x[..., self.bins :]
+        probs = ops.softmax(ops.cast(logits, "float32"), axis=-1)
+        near = ops.take(ops.convert_to_tensor(self._near), ops.argmax(probs, axis=-1), axis=0)
+        axis = ops.matmul(probs * near, ops.convert_to_tensor(self._axes))
+        return ops.concatenate([axis, ops.cast(direction, "float32"), logits], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.bins + 6)
+
+    def get_config(self):
+        return {**super().get_config(), "bins": self.bins}
 
 
 HEADS = {"sensed_axis": SensedAxis, "axis_by_direction": AxisByDirection}
@@ -287,16 +319,22 @@ def _resnet(planes: list, cfg: dict[str, Any]):
 
 
 def build_model(
-    model_cfg: dict[str, Any], input_cfg: dict[str, Any], outputs: int = 3, head: str | None = None
+    model_cfg: dict[str, Any],
+    input_cfg: dict[str, Any],
+    outputs: int = 3,
+    head: str | None = None,
+    bins: int = 0,
 ) -> keras.Model:
     """The network of the resolved config's ``model`` and ``input`` blocks.
 
     The output is an unnormalized direction 3-vector in float32 (also under mixed precision,
     so the losses see full-precision directions), plus for ``outputs`` = 4 the κ losses'
     concentration component; a ``head`` (``HEADS``, ``losses.head``) turns the units before it
-    into a direction, followed by what the loss reads; with ``plane_supervision`` each
-    plane's 2-D direction follows (``losses.PLANE_OUTPUTS`` units, U, V, X: a training aid
-    that every reader of the output ignores, as it reads only the first ``outputs``).
+    into a direction, followed by what the loss reads (with ``bins``, the axis is read from
+    that many axis-bin logits by ``BinnedAxis``, the logits following the head's units); with
+    ``plane_supervision`` each plane's 2-D direction follows (``losses.PLANE_OUTPUTS`` units,
+    U, V, X: a training aid that every reader of the output ignores, as it reads only the
+    first ``outputs``).
     """
     kind = model_cfg.get("type", "three_branch")
     if kind not in MODEL_TYPES:
@@ -328,8 +366,14 @@ def build_model(
         x = layers.Dense(model_cfg["dense_units"], activation="relu", name=f"dense{i}")(x)
         x = layers.Dropout(model_cfg["dropout"], name=f"dropout{i}")(x)
     units = HEADS[head].INPUTS if head else outputs
+    if bins:  # the logits replace the axis head's three units
+        units += bins - 3
     output = layers.Dense(units, dtype="float32", name="direction")(x)
-    if head:
+    if bins:
+        binned = BinnedAxis(bins, dtype="float32", name="binned_axis")(output)
+        readout = HEADS[head](dtype="float32", name=head)(binned[..., :6])
+        output = layers.Concatenate(dtype="float32", name="with_bins")([readout, binned[..., 6:]])
+    elif head:
         output = HEADS[head](dtype="float32", name=head)(output)
     if model_cfg.get("plane_supervision"):  # each branch's own 2-D direction, appended
         output = layers.Concatenate(dtype="float32", name="outputs")([output, *plane_heads])

@@ -165,6 +165,7 @@ LOSS_LABELS = {
     "angular_axial": "θ + min(θ, π − θ) [rad]",
     "axial_sense": "min(θ, π − θ) [rad] + head–tail cross-entropy [nats]",
     "axial_direction": "axis min(θ, π − θ) + direction θ [rad]",
+    "axial_bins": "axis-bin cross-entropy [nats] + direction θ [rad]",
     "vmf": "vMF −log-likelihood [nats]",
     "angular_vmf": "θ [rad] + κ's vMF −log-likelihood [nats]",
 }

@@ -45,7 +45,7 @@ from edtrain.device import (
 from edtrain.epoch_metrics import angular_metrics
 from edtrain.exit_status import NO_GPU, STATE_BUSY
 from edtrain.frame import reflect
-from edtrain.losses import get_loss, head, output_size
+from edtrain.losses import axis_bins, get_loss, head, output_size
 from edtrain.model import build_model
 from edtrain.provenance import provenance
 from edtrain.splits import select_version
@@ -135,7 +135,9 @@ def build_optimizer(
 def _compiled_model(config: dict[str, Any], steps_per_epoch: int) -> keras.Model:
     perf = config.get("performance", {})
     loss = config["loss"]
-    model = build_model(config["model"], config.get("input", {}), output_size(loss), head(loss))
+    model = build_model(
+        config["model"], config.get("input", {}), output_size(loss), head(loss), axis_bins(loss)
+    )
     model.compile(
         optimizer=build_optimizer(
             config["optimizer"],
