@@ -12,7 +12,7 @@ import pytest
 from matplotlib.image import imread
 
 from edtrain import cli
-from edtrain.plots import PLOT_FILES, error_vs_energy
+from edtrain.plots import PLOT_FILES, error_cdf, error_vs_energy
 
 
 def test_plot_files_are_a_fixed_list_of_pngs_each_with_its_report_caption():
@@ -75,3 +75,13 @@ def test_energy_plot_has_a_panel_per_version_with_the_oracle_of_its_own_samples(
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["median", "68 % containment", "oracle median (same samples)",
                       "oracle 68 % (same samples)"]  # fmt: skip
+
+
+def test_error_cdf_tells_apart_more_versions_than_there_are_colours():
+    """Past the palette's 20 colours the overlaid curves change line style, so no two
+    versions' curves look alike."""
+    rng = np.random.default_rng(0)
+    runs = [SimpleNamespace(name=f"v{i}", errors=rng.uniform(0, 180, 50)) for i in range(25)]
+    fig = error_cdf(SimpleNamespace(runs=runs))  # type: ignore[arg-type]
+    styles = {(line.get_color(), line.get_linestyle()) for line in fig.axes[0].get_lines()[:25]}
+    assert len(styles) == 25

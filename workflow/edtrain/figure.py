@@ -14,9 +14,12 @@ from matplotlib.figure import Figure
 DPI = 120
 
 
+COLORS = 20  # distinct version colours; overlaid curves beyond them change line style
+
+
 def colors(names: list[str]) -> dict[str, tuple[float, ...]]:
     """One stable colour per version, in report order: tab20's dark shades, then its light
-    ones, so up to 20 versions never share a colour."""
+    ones, so up to ``COLORS`` versions never share a colour."""
     cmap = matplotlib.colormaps["tab20"]
     return {name: cmap((2 * i) % 20 + (i // 10) % 2) for i, name in enumerate(names)}
 

@@ -19,7 +19,15 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import LogFormatter, MaxNLocator
 
-from edtrain.figure import DPI, colors, label_edges, placeholder, small_multiples, subplots
+from edtrain.figure import (
+    COLORS,
+    DPI,
+    colors,
+    label_edges,
+    placeholder,
+    small_multiples,
+    subplots,
+)
 from edtrain.insights.findings import usable
 from edtrain.metrics import cosines, unit
 
@@ -28,6 +36,8 @@ if TYPE_CHECKING:
     from edtrain.insights.runs import Run
 
 MIN_BIN_COUNT = 10  # energy bins with fewer scored samples are not drawn
+# the overlaid curves' line style, one per round of the COLORS versions' colours
+LINE_STYLES = ("-", "--", ":")
 STAT_STYLE = {  # statistic → (label, marker)
     "mean": ("mean", "o"),
     "median": ("median", "s"),
@@ -233,14 +243,16 @@ def error_cdf(report: Report) -> Figure:
     runs = with_predictions(report)
     if not runs:
         return placeholder("no saved predictions: no error CDF")
-    fig, ax = subplots(figsize=(6.5, 4.5))
-    color = colors([r.name for r in report.runs])
+    fig, ax = subplots(figsize=(8.5, 4.5))
+    names = [r.name for r in report.runs]
+    color = colors(names)
     for run in runs:
         e = np.sort(run.errors)
         ax.plot(
             e,
             np.arange(1, e.size + 1) / e.size,
             color=color[run.name],
+            ls=LINE_STYLES[names.index(run.name) // COLORS % len(LINE_STYLES)],
             label=f"{run.name} (68 %: {np.percentile(e, 68):.1f}°)",
         )
     for level in (0.5, 0.68):
@@ -253,7 +265,7 @@ def error_cdf(report: Report) -> Figure:
     ax.set_ylabel("fraction of test samples")
     ax.set_title("Cumulative angular error")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    fig.legend(fontsize=8, loc="outside right upper")
     return fig
 
 
