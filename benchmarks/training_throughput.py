@@ -53,6 +53,8 @@ MODELS = {
     "v26": {**V22, "plane_supervision": 0.3},  # v24's network with an axis and a direction head
     # v26's (and v27's) network, U and V through one branch
     "v28": {**V22, "plane_supervision": 0.3, "shared_induction": True},
+    "v29": {**V22, "plane_supervision": 0.3, "shared_induction": True},  # v28's, bins head
+    "v30": {**V22, "plane_supervision": 0.3, "shared_induction": True, "dropout": 0.1},
     "4Lx16F": {"conv_layers": 4, "filters": 16, "dense_units": 64},
     "resnet4x16": {"type": "resnet", "conv_layers": 4, "filters": 16, "dense_units": 64},
     "tiny": {"conv_layers": 2, "filters": 4, "dense_units": 16},
@@ -61,6 +63,8 @@ LOSSES = {
     "v25": "angular_axial",
     "v26": "axial_direction",
     "v28": "axial_direction",
+    "v29": "axial_bins",
+    "v30": "axial_bins",
 }  # the others: the angular loss
 PREDECESSOR = PREDECESSOR_FIXED["model"]  # the layers v7–v13 had whatever their config said
 

@@ -151,7 +151,7 @@ def test_v21_is_v20_with_a_wider_dense_head(config: dict[str, Any]) -> None:
     assert v21["model"]["dense_units"] == 8 * v20["model"]["dense_units"]
 
 
-def test_v22_to_v28_each_add_one_change(
+def test_v22_to_v30_each_add_one_change(
     config: dict[str, Any],
 ) -> None:
     v21, v22, v23 = (edconfig.resolve_version(config, v) for v in ("v21", "v22", "v23"))
@@ -185,6 +185,12 @@ def test_v22_to_v28_each_add_one_change(
     v28 = edconfig.resolve_version(config, "v28")
     assert {k for k in v28 if v28[k] != v27[k]} == {"name", "description", "seed", "model"}
     assert v28["model"] == {**v27["model"], "shared_induction": True}
+    v29 = edconfig.resolve_version(config, "v29")
+    assert {k for k in v29 if v29[k] != v28[k]} == {"name", "description", "seed", "loss"}
+    assert v29["loss"] == "axial_bins"
+    v30 = edconfig.resolve_version(config, "v30")
+    assert {k for k in v30 if v30[k] != v29[k]} == {"name", "description", "seed", "model"}
+    assert v30["model"] == {**v29["model"], "dropout": 0.1}
     edconfig.check_models(config)
 
 
@@ -266,7 +272,7 @@ def test_scaling_never_shrinks_below_a_trainable_size(config: dict[str, Any]) ->
 
 
 def test_run_versions_selects_and_checks(config: dict[str, Any]) -> None:
-    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 29)]
+    assert edconfig.run_versions(config) == [f"v{i}" for i in range(7, 31)]
     assert edconfig.run_versions({**config, "run_versions": ["v12", "v7"]}) == ["v12", "v7"]
     with pytest.raises(edconfig.ConfigError, match="v99"):
         edconfig.run_versions({**config, "run_versions": ["v99"]})
@@ -415,7 +421,7 @@ def test_write_resolved_round_trips(config: dict[str, Any], tmp_path: Path) -> N
 
 def test_all_versions_come_in_natural_order_whatever_the_layering(config: dict[str, Any]) -> None:
     layered = {**config, "versions": {"v13": {}, "v11": {}, **config["versions"]}}
-    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 29)]
+    assert edconfig.run_versions(layered) == [f"v{i}" for i in range(7, 31)]
 
 
 @pytest.mark.parametrize("window", [(30, 10), (10, 10)])

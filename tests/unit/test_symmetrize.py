@@ -21,7 +21,8 @@ def test_two_readings_make_the_output_equivariant(loss) -> None:
     keras.utils.set_random_seed(3)
     config = tiny_config(loss=loss)
     head = losses.head(loss)
-    network = build_model(config["model"], config["input"], losses.output_size(loss), head)
+    outputs, bins = losses.output_size(loss), losses.axis_bins(loss)
+    network = build_model(config["model"], config["input"], outputs, head, bins=bins)
     images = clusters(np.random.default_rng(0), 48)
     turned = rotatable(images)
     assert 0.5 < turned.mean() < 1
@@ -35,7 +36,9 @@ def test_two_readings_make_the_output_equivariant(loss) -> None:
     once = unit(keras.ops.convert_to_numpy(network.predict_on_batch(images))[:, :3])
     once_rotated = unit(keras.ops.convert_to_numpy(network.predict_on_batch(rotated))[:, :3])
     assert np.abs(once_rotated[turned] - once[turned] * X_ROTATION).max() > 1e-2
-    np.testing.assert_allclose(combined[~turned], once[~turned], atol=1e-5)
+    # 1e-4: an untrained network's nearly flat axis-bin distributions (axial_bins) leave
+    # their principal axis sensitive in float32 to the batch a cluster was read in
+    np.testing.assert_allclose(combined[~turned], once[~turned], atol=1e-4)
 
 
 def test_the_axis_losses_are_those_with_a_head() -> None:

@@ -237,7 +237,7 @@ def axial_bins_loss(y_true, y_pred):
 
     A regressed axis lands between the readings of a cluster the network cannot decide on
     (a short track along y against one along x or z); a distribution keeps them apart, and
-    the axis is read at its most probable bin (model.BinnedAxis)."""
+    the axis is read as its principal axis (model.BinnedAxis)."""
     t = _unit(ops.cast(y_true, "float32"))
     logits = ops.cast(y_pred[..., 9 : 9 + len(AXIS_BINS)], "float32")
     cos = ops.matmul(t, ops.transpose(ops.convert_to_tensor(AXIS_BINS)))

@@ -14,7 +14,6 @@ or early (``fusion: stack``, the planes as channels of one stack).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import keras
@@ -115,26 +114,37 @@ def _unit(v):
     return v / ops.sqrt(ops.sum(ops.square(v), axis=-1, keepdims=True) + 1e-12)
 
 
+def bin_scatter(logits, axes: np.ndarray):
+    """Σⱼ pⱼ bⱼ bⱼᵀ, (..., 3, 3): the scatter matrix of the distribution ``softmax(logits)``
+    over the axis bins ``axes`` (bins, 3). Two readings of a cluster combine by summing
+    theirs (the second rotated back: R S Rᵀ), as the distributions themselves would."""
+    outer = (axes[:, :, None] * axes[:, None, :]).reshape(len(axes), 9)
+    probs = ops.softmax(ops.cast(logits, "float32"), axis=-1)
+    scatter = ops.matmul(probs, ops.convert_to_tensor(outer.astype("float32")))
+    return ops.reshape(scatter, (*ops.shape(probs)[:-1], 3, 3))
+
+
+def principal_axis(scatter):
+    """The unit eigenvector of the largest eigenvalue of each (3, 3) scatter matrix: the axis
+    that the distribution's axes lie along most (least mean sin² to them); of two separate
+    peaks it follows the heavier, where a mean vector of axes would land between them."""
+    return ops.eigh(scatter)[1][..., :, -1]
+
+
 @keras.saving.register_keras_serializable(package="edtrain")
 class BinnedAxis(layers.Layer):
-    """(axis-bin logits, direction) → (axis, direction, logits): the axis read at the most
-    probable bin (losses.axial_bins_loss), refined by the probability-weighted mean of the bins
-    within 20° of it (turned onto its side), so the readout is finer than the ~9° bins."""
-
-    NEIGHBOURHOOD_COS = math.cos(math.radians(20.0))
+    """(axis-bin logits, direction) → (axis, direction, logits): the axis read as the
+    principal axis of the distribution over the bins (losses.axial_bins_loss), so the
+    readout is finer than the ~9° bins and uses the whole distribution."""
 
     def __init__(self, bins: int = 256, **kwargs):
         super().__init__(**kwargs)
         self.bins = int(bins)
-        self._axes = hemisphere_axes(self.bins)
-        cos = self._axes @ self._axes.T  # each row: the bins near one, turned to its side
-        self._near = ((np.abs(cos) > self.NEIGHBOURHOOD_COS) * np.sign(cos)).astype("float32")
+        self.axes = hemisphere_axes(self.bins)
 
     def call(self, x):
         logits, direction = x[..., : self.bins], x[..., self.bins :]
-        probs = ops.softmax(ops.cast(logits, "float32"), axis=-1)
-        near = ops.take(ops.convert_to_tensor(self._near), ops.argmax(probs, axis=-1), axis=0)
-        axis = ops.matmul(probs * near, ops.convert_to_tensor(self._axes))
+        axis = principal_axis(bin_scatter(logits, self.axes))
         return ops.concatenate([axis, ops.cast(direction, "float32"), logits], axis=-1)
 
     def compute_output_shape(self, input_shape):

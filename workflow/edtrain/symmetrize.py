@@ -19,6 +19,7 @@ import numpy as np
 
 from edtrain.augment import X_ROTATION, rotatable, rotate_x
 from edtrain.metrics import unit
+from edtrain.model import AxisByDirection, BinnedAxis
 
 
 def _sign(x: np.ndarray) -> np.ndarray:
@@ -47,6 +48,28 @@ def _sensed_axes(first: np.ndarray, second: np.ndarray, back: np.ndarray) -> np.
     return np.concatenate([axis, logit[:, None]], axis=1)
 
 
+def _scatter(logits: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """model.bin_scatter in float64, so that the combination stays exactly equivariant
+    where a distribution is nearly flat (its principal axis then ill-conditioned)."""
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    return np.einsum("nk,ki,kj->nij", probs, axes, axes)
+
+
+def _pooled_axis(
+    first: np.ndarray, second: np.ndarray, back: np.ndarray, binned: BinnedAxis
+) -> np.ndarray:
+    """The principal axis of the two readings' distributions over the axis bins taken
+    together (their scatter matrices summed, the second's rotated back), the axis
+    ``BinnedAxis`` reads from one: where the readings disagree it follows the surer one,
+    where the mean of their two axes would land between them."""
+    logits = slice(3 + AxisByDirection.INPUTS, 3 + AxisByDirection.INPUTS + binned.bins)
+    axes = binned.axes.astype(np.float64)
+    flips = back[:, :, None] * back[:, None, :]
+    scatter = _scatter(first[:, logits], axes) + flips * _scatter(second[:, logits], axes)
+    return np.linalg.eigh(scatter)[1][..., -1]
+
+
 # per head layer (model.HEADS), its inputs from the two readings of a cluster, the second's
 # vectors rotated back by the given factors
 READINGS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
@@ -56,15 +79,25 @@ READINGS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]] 
 
 
 def combine(
-    first: np.ndarray, second: np.ndarray, turned: np.ndarray, head: keras.layers.Layer
+    first: np.ndarray,
+    second: np.ndarray,
+    turned: np.ndarray,
+    head: keras.layers.Layer,
+    binned: BinnedAxis | None = None,
 ) -> np.ndarray:
     """One raw output per cluster from its reading (``first``) and its rotated image's
     (``second``, rotated back where ``turned``: a cluster that cannot be rotated was read
-    twice as it is), through the ``head`` layer again. Columns after the head's (plane
-    supervision) are the first reading's."""
+    twice as it is), through the ``head`` layer again; with a ``binned`` axis
+    (``loss: axial_bins``) the axis is that of both readings' distributions. Columns after
+    the head's (the bins' logits, plane supervision) are the first reading's."""
     back = np.where(turned[:, None], X_ROTATION, np.float32(1.0))
     first, second = first.astype(np.float64), second.astype(np.float64)
-    inputs = READINGS[head.name](first, second, back).astype(np.float32)
+    inputs = READINGS[head.name](first, second, back)
+    if binned is not None:  # a cluster read twice as it is keeps its one reading's axis
+        inputs[:, :3] = np.where(
+            turned[:, None], _pooled_axis(first, second, back, binned), first[:, 3:6]
+        )
+    inputs = inputs.astype(np.float32)
     heads = keras.ops.convert_to_numpy(head(inputs))
     return np.concatenate([heads, first[:, heads.shape[1] :]], axis=1).astype(np.float32)
 
@@ -73,6 +106,7 @@ def predict(network: keras.Model, batches: Iterable[np.ndarray], head: str) -> n
     """The network's raw outputs, each combined with its output on the cluster rotated by π
     about x (``combine``), for ``head`` the name of its head layer (``losses.head``)."""
     layer = network.get_layer(head)
+    binned = next((lay for lay in network.layers if isinstance(lay, BinnedAxis)), None)
     out = []
     for images in batches:
         turned = rotatable(images)
@@ -80,5 +114,5 @@ def predict(network: keras.Model, batches: Iterable[np.ndarray], head: str) -> n
         rotated[turned] = rotate_x(images[turned])
         both = network.predict_on_batch(np.concatenate([images, rotated]))
         both = keras.ops.convert_to_numpy(both)
-        out.append(combine(both[: len(images)], both[len(images) :], turned, layer))
+        out.append(combine(both[: len(images)], both[len(images) :], turned, layer, binned))
     return np.concatenate(out)
