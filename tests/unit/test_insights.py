@@ -16,7 +16,7 @@ import pytest
 
 from edtrain import cli
 from edtrain.insights import closing_sections, markdown
-from edtrain.insights.compare import controlled_pairs
+from edtrain.insights.compare import compare, controlled_pairs
 from edtrain.insights.findings import loss_groups, scaling_group
 from edtrain.insights.runs import Run
 from edtrain.metrics import ENERGY_BINS_MEV
@@ -427,3 +427,15 @@ def test_the_architecture_names_what_changes_the_network() -> None:
         "4L×64F on 64×16, plane-supervised, U and V shared",
         "ResNet 4L×64F",
     ]
+
+
+def test_a_network_change_its_architecture_label_does_not_name_is_spelt_out() -> None:
+    """v29 → v30 changes only the dense head's dropout: the comparison says so, rather than
+    an architecture "changing" into the same label."""
+    model = {"conv_layers": 4, "filters": 64, "dropout": 0.3}
+    before = Run("a", config={"model": model, "loss": "angular"})
+    after = Run("b", config={"model": {**model, "dropout": 0.1}, "loss": "angular"})
+    change = compare(after, before, {"a": 50.0, "b": 48.0}, n_boot=10, seed=0)
+    assert (change.factor, change.change) == ("architecture", "model.dropout 0.3→0.1")
+    wider = Run("c", config={"model": {**model, "filters": 128}, "loss": "angular"})
+    assert compare(wider, before, {"a": 50.0, "c": 48.0}, 10, 0).change == "4L×64F → 4L×128F"

@@ -19,10 +19,10 @@ from edtrain.losses import (
     LOSSES,
     PLANE_OUTPUTS,
     angle,
+    concentration,
     get_loss,
     plane_loss,
     plane_projections,
-    predicts_kappa,
     predicts_sense,
     sense_probability,
 )
@@ -75,7 +75,7 @@ def test_loss_and_gradient_are_finite(name: str, case: str) -> None:
         "huge": 1e4 * TRUE,  # the vMF loss's sinh κ overflows float32 near κ = 89
         "random": RNG.normal(size=TRUE.shape).astype(np.float32),
     }[case]
-    if predicts_kappa(name):  # its output carries κ too: at the floor, mid-range, huge
+    if name in KAPPA_FLOORS:  # its output carries κ too: at the floor, mid-range, huge
         floor = KAPPA_FLOORS[name]
         pred = vmf_output(pred, {"zero": floor + 1e-6, "huge": 1e4}.get(case, 7.0), floor)
     if predicts_sense(name):  # its output carries the head–tail logit: undecided, sure, huge
@@ -202,6 +202,25 @@ def test_axial_bins_scores_the_axis_distribution_and_reads_its_principal_axis() 
                  + 0.4 * np.exp(AXIS_BIN_KAPPA * bin_cosines(z) ** 2))  # fmt: skip
     mode = ops.convert_to_numpy(BinnedAxis(bins)(np.concatenate([two, y], 1).astype(np.float32)))
     assert abs(mode[0, 1]) / np.linalg.norm(mode[0, :3]) > 0.99
+
+
+def test_axial_bins_concentration_says_how_sharp_the_axis_distribution_is() -> None:
+    """κ = 2 / (1 − λ) from the scatter matrix's largest eigenvalue (the axis head's length):
+    a distribution shaped like exp(κ_W cos²) about an axis spreads like a vMF of κ = 2 κ_W
+    (both ≈ exp(−κ_W θ²)), a flat one gives the least κ, 3."""
+    bins = len(AXIS_BINS)
+    direction = np.tile(TRUE[:1], (4, 1))
+
+    def kappa(logits):
+        readout = BinnedAxis(bins)(np.concatenate([logits, direction], 1).astype(np.float32))
+        pred = np.concatenate([direction, ops.convert_to_numpy(readout)[:, :6]], axis=1)
+        return ops.convert_to_numpy(concentration(pred, "axial_bins"))
+
+    sharpness = np.array([[0.0], [5.0], [25.0], [100.0]])
+    got = kappa(sharpness * bin_cosines(direction) ** 2)
+    assert (np.diff(got) > 0).all()
+    np.testing.assert_allclose(got[0], 3.0, rtol=0.02)
+    np.testing.assert_allclose(got[2:], 2 * sharpness[2:, 0], rtol=0.15)
 
 
 def test_axis_by_direction_reads_the_axis_in_the_directions_hemisphere() -> None:

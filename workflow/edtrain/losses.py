@@ -131,8 +131,8 @@ HEADS = {
 
 
 def predicts_kappa(loss: str) -> bool:
-    """Whether a loss's network also outputs a concentration κ."""
-    return loss in KAPPA_FLOORS
+    """Whether a loss's network also outputs a concentration κ (``concentration``)."""
+    return loss in KAPPA_FLOORS or loss == "axial_bins"
 
 
 def predicts_sense(loss: str) -> bool:
@@ -164,9 +164,20 @@ def log_sinhc(kappa):
     return kappa - 0.6931471805599453 + ops.log(-ops.expm1(-2.0 * kappa)) - ops.log(kappa)
 
 
+# the largest eigenvalue of an axis distribution's scatter matrix below 1, so that κ is finite
+MAX_AXIS_EIGENVALUE = 1.0 - 1e-4
+
+
 def concentration(y_pred, loss: str = "vmf"):
-    """The vMF concentration κ of a κ-predicting output (direction, s): the loss's floor
-    (KAPPA_FLOORS) + softplus(s)."""
+    """The vMF concentration κ of a κ-predicting output: for vmf and angular_vmf (direction,
+    s), the loss's floor (KAPPA_FLOORS) + softplus(s); for axial_bins, 2 / (1 − λ) with λ the
+    largest eigenvalue of the axis distribution's scatter matrix, the length of the axis
+    head's output (model.BinnedAxis). λ is the mean cos² between the principal axis and the
+    distribution's axes, and a vMF of concentration κ has mean sin² ≈ 2 / κ: a sharp
+    distribution says a sure axis. κ ≥ 3 (λ ≥ 1/3); the predictions calibrate it per energy."""
+    if loss == "axial_bins":
+        eigenvalue = ops.sqrt(ops.sum(ops.square(ops.cast(y_pred[..., 3:6], "float32")), -1))
+        return 2.0 / (1.0 - ops.minimum(eigenvalue, MAX_AXIS_EIGENVALUE))
     return KAPPA_FLOORS[loss] + ops.softplus(ops.cast(y_pred[..., 3], "float32"))
 
 

@@ -125,17 +125,21 @@ def bin_scatter(logits, axes: np.ndarray):
 
 
 def principal_axis(scatter):
-    """The unit eigenvector of the largest eigenvalue of each (3, 3) scatter matrix: the axis
-    that the distribution's axes lie along most (least mean sin² to them); of two separate
-    peaks it follows the heavier, where a mean vector of axes would land between them."""
-    return ops.eigh(scatter)[1][..., :, -1]
+    """The eigenvector of the largest eigenvalue λ of each (3, 3) scatter matrix, λ long: the
+    axis that the distribution's axes lie along most (least mean sin² to them; of two
+    separate peaks it follows the heavier, where a mean vector of axes would land between
+    them), its length how closely they do (losses.concentration)."""
+    values, vectors = ops.eigh(scatter)
+    return vectors[..., :, -1] * values[..., -1:]
 
 
 @keras.saving.register_keras_serializable(package="edtrain")
 class BinnedAxis(layers.Layer):
     """(axis-bin logits, direction) → (axis, direction, logits): the axis read as the
     principal axis of the distribution over the bins (losses.axial_bins_loss), so the
-    readout is finer than the ~9° bins and uses the whole distribution."""
+    readout is finer than the ~9° bins and uses the whole distribution; its length is the
+    scatter matrix's largest eigenvalue, the κ of losses.concentration (AxisByDirection reads
+    only its direction)."""
 
     def __init__(self, bins: int = 256, **kwargs):
         super().__init__(**kwargs)

@@ -143,7 +143,7 @@ def predict_test_set(
     uncertainty: dict[str, np.ndarray] = {}
     if predicts_kappa(loss):
         val = selection.val[:CALIBRATION_SAMPLES]
-        val_raw = _run(network, data, val, 4)
+        val_raw = _run(network, data, val, output_size(loss), test_augment, head(loss))
         val_side = table["drift_side"].to_numpy(np.int8)[val]
         val_pred = reflect(val_raw[:, :3], val_side, frame)
         val_errors = metrics.angular_error_deg(val_pred, data.labels[val])

@@ -60,14 +60,16 @@ def _pooled_axis(
     first: np.ndarray, second: np.ndarray, back: np.ndarray, binned: BinnedAxis
 ) -> np.ndarray:
     """The principal axis of the two readings' distributions over the axis bins taken
-    together (their scatter matrices summed, the second's rotated back), the axis
-    ``BinnedAxis`` reads from one: where the readings disagree it follows the surer one,
-    where the mean of their two axes would land between them."""
+    together (their mean scatter matrix, the second's rotated back), the axis ``BinnedAxis``
+    reads from one and as long as that matrix's largest eigenvalue: where the readings
+    disagree it follows the surer one, where the mean of their two axes would land between
+    them, and the disagreement lowers the concentration."""
     logits = slice(3 + AxisByDirection.INPUTS, 3 + AxisByDirection.INPUTS + binned.bins)
     axes = binned.axes.astype(np.float64)
     flips = back[:, :, None] * back[:, None, :]
-    scatter = _scatter(first[:, logits], axes) + flips * _scatter(second[:, logits], axes)
-    return np.linalg.eigh(scatter)[1][..., -1]
+    scatter = (_scatter(first[:, logits], axes) + flips * _scatter(second[:, logits], axes)) / 2
+    values, vectors = np.linalg.eigh(scatter)
+    return vectors[..., -1] * values[:, -1:]
 
 
 # per head layer (model.HEADS), its inputs from the two readings of a cluster, the second's

@@ -61,6 +61,24 @@ def describe_factor(factor: str, run: Run) -> str:
     }[factor]
 
 
+def describe_change(factor: str, reference: Run, version: Run, arrow: str = " → ") -> str:
+    """reference's factor → version's; a network change its architecture label does not name
+    (its dropout, a kernel) as the model settings that differ."""
+    before, after = describe_factor(factor, reference), describe_factor(factor, version)
+    if before == after and factor == "architecture":
+        models = [flatten({"model": run.config.get("model") or {}}) for run in (reference, version)]
+        return ", ".join(_differences(*models))
+    return f"{before}{arrow}{after}"
+
+
+def _differences(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    return [
+        f"{k} {before.get(k)}→{after.get(k)}"
+        for k in sorted(set(before) | set(after))
+        if before.get(k) != after.get(k)
+    ]
+
+
 def aligned_errors(a: Run, b: Run) -> tuple[np.ndarray, np.ndarray, bool] | None:
     """Both versions' errors, row-aligned and flagged paired when scored on the same samples."""
     ea, eb = a.errors, b.errors
@@ -114,12 +132,10 @@ def compare(
     fv, fr = primary_factors(version), primary_factors(reference)
     differing = [f for f in PRIMARY if fv[f] != fr[f]]
     sv, sr = other_settings(version), other_settings(reference)
-    also = [
-        f"{k} {sr.get(k)}→{sv.get(k)}" for k in sorted(set(sv) | set(sr)) if sv.get(k) != sr.get(k)
-    ]
+    also = _differences(sr, sv)
     factor = differing[0] if differing else None
     if factor:
-        change = f"{describe_factor(factor, reference)} → {describe_factor(factor, version)}"
+        change = describe_change(factor, reference, version)
     else:  # only the training settings can differ: listed in `also`, none for a true repeat
         change = "training settings" if also else "repeat"
     return Comparison(
@@ -130,10 +146,7 @@ def compare(
         delta=means[version.name] - means[reference.name],
         interval=mean_difference(version, reference, n_boot, seed),
         also=also,
-        confounded_by=[
-            f"{f} {describe_factor(f, reference)}→{describe_factor(f, version)}"
-            for f in differing[1:]
-        ],
+        confounded_by=[f"{f} {describe_change(f, reference, version, '→')}" for f in differing[1:]],
     )
 
 
