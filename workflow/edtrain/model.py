@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import numpy as np
 from keras import layers, ops
 
 # registered with Keras on import, so that `import edtrain.model` is all a saved model needs
@@ -114,16 +113,6 @@ def _unit(v):
     return v / ops.sqrt(ops.sum(ops.square(v), axis=-1, keepdims=True) + 1e-12)
 
 
-def bin_scatter(logits, axes: np.ndarray):
-    """Σⱼ pⱼ bⱼ bⱼᵀ, (..., 3, 3): the scatter matrix of the distribution ``softmax(logits)``
-    over the axis bins ``axes`` (bins, 3). Two readings of a cluster combine by summing
-    theirs (the second rotated back: R S Rᵀ), as the distributions themselves would."""
-    outer = (axes[:, :, None] * axes[:, None, :]).reshape(len(axes), 9)
-    probs = ops.softmax(ops.cast(logits, "float32"), axis=-1)
-    scatter = ops.matmul(probs, ops.convert_to_tensor(outer.astype("float32")))
-    return ops.reshape(scatter, (*ops.shape(probs)[:-1], 3, 3))
-
-
 def principal_axis(scatter):
     """The eigenvector of the largest eigenvalue λ of each (3, 3) scatter matrix, λ long: the
     axis that the distribution's axes lie along most (least mean sin² to them; of two
@@ -144,11 +133,15 @@ class BinnedAxis(layers.Layer):
     def __init__(self, bins: int = 256, **kwargs):
         super().__init__(**kwargs)
         self.bins = int(bins)
-        self.axes = hemisphere_axes(self.bins)
+        axes = hemisphere_axes(self.bins)
+        # each bin's bⱼ bⱼᵀ, flattened: probabilities @ outer = the scatter matrix Σⱼ pⱼ bⱼ bⱼᵀ
+        self.outer = (axes[:, :, None] * axes[:, None, :]).reshape(self.bins, 9)
 
     def call(self, x):
         logits, direction = x[..., : self.bins], x[..., self.bins :]
-        axis = principal_axis(bin_scatter(logits, self.axes))
+        probs = ops.softmax(ops.cast(logits, "float32"), axis=-1)
+        scatter = ops.matmul(probs, ops.convert_to_tensor(self.outer))
+        axis = principal_axis(ops.reshape(scatter, (*ops.shape(probs)[:-1], 3, 3)))
         return ops.concatenate([axis, ops.cast(direction, "float32"), logits], axis=-1)
 
     def compute_output_shape(self, input_shape):

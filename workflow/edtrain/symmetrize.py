@@ -48,12 +48,12 @@ def _sensed_axes(first: np.ndarray, second: np.ndarray, back: np.ndarray) -> np.
     return np.concatenate([axis, logit[:, None]], axis=1)
 
 
-def _scatter(logits: np.ndarray, axes: np.ndarray) -> np.ndarray:
-    """model.bin_scatter in float64, so that the combination stays exactly equivariant
-    where a distribution is nearly flat (its principal axis then ill-conditioned)."""
+def _scatter(logits: np.ndarray, binned: BinnedAxis) -> np.ndarray:
+    """The scatter matrix BinnedAxis reads, in float64, so that the combination stays exactly
+    equivariant where a distribution is nearly flat (its principal axis then ill-conditioned)."""
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
-    return np.einsum("nk,ki,kj->nij", probs, axes, axes)
+    return (probs @ binned.outer.astype(np.float64)).reshape(-1, 3, 3)
 
 
 def _pooled_axis(
@@ -65,9 +65,8 @@ def _pooled_axis(
     disagree it follows the surer one, where the mean of their two axes would land between
     them, and the disagreement lowers the concentration."""
     logits = slice(3 + AxisByDirection.INPUTS, 3 + AxisByDirection.INPUTS + binned.bins)
-    axes = binned.axes.astype(np.float64)
     flips = back[:, :, None] * back[:, None, :]
-    scatter = (_scatter(first[:, logits], axes) + flips * _scatter(second[:, logits], axes)) / 2
+    scatter = (_scatter(first[:, logits], binned) + flips * _scatter(second[:, logits], binned)) / 2
     values, vectors = np.linalg.eigh(scatter)
     return vectors[..., -1] * values[:, -1:]
 
